@@ -1,0 +1,214 @@
+"""The `gpusim` command line: run, summary, validate, schema, info.
+
+Exit codes: 0 success; 2 bad input (a config, an argument, a path), reported as one short
+paragraph without a traceback and before anything is written; 1 anything else.
+Set GPUSIM_DEBUG=1 to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from gpusim import __version__
+from gpusim.analysis import format_value, headline
+from gpusim.config import Config, load_config
+from gpusim.errors import InputError
+from gpusim.store import DEFAULT_BLOCK_PATHS, check_run, open_store, run
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as InputError (exit 2, one paragraph)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def count(text: str) -> int:
+    """A path or block count: '10000', '10_000' or '1e4' (must be a whole number ≥ 1)."""
+    expected = f"expected a positive whole number, got {text!r}"
+    try:
+        value = float(text.replace("_", "")) if "e" in text.lower() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(expected)
+    return int(value)
+
+
+def seed(text: str) -> int:
+    """A seed: an integer in [0, 2**64)."""
+    expected = f"expected an integer in [0, 2**64), got {text!r}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(expected)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gpusim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gpusim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="simulate a scenario and write a zarr store")
+    p.add_argument("config", type=Path, help="scenario YAML (e.g. configs/base.yaml)")
+    p.add_argument("--paths", type=count, default=10_000, help="number of paths (default 10000)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
+    p.add_argument("--block-paths", type=count, default=DEFAULT_BLOCK_PATHS,
+                   help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. market.price.initial=2.2 (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--device", default="cpu", choices=["cpu", "auto"],
+                   help="where to simulate (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+    p = sub.add_parser("summary", help="print the headline quantiles of a store")
+    p.add_argument("store", type=Path)
+
+    p = sub.add_parser("validate", help="check a config and print it resolved")
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--print", dest="show", action="store_true", help="print the resolved YAML")
+
+    sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
+    sub.add_parser("info", help="print versions and devices")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> None:
+    config = load_config(args.config, args.overrides)
+    check_run(args.out, args.paths, args.seed, args.block_paths, args.overwrite, args.device)
+    with _progress(console, args.quiet) as progress:
+        task = progress.add_task(f"{config.name}", total=args.paths)
+        out = run(config, out=args.out, paths=args.paths, seed=args.seed,
+                  block_paths=args.block_paths, overwrite=args.overwrite, device=args.device,
+                  on_block=lambda n: progress.advance(task, n))
+    if not args.quiet:
+        console.print(f"wrote {out} ({args.paths} paths × {config.horizon_months} months)")
+        print_summary(open_store(out), console)
+
+
+class PathsPerSecond(ProgressColumn):
+    """Throughput of the run in paths per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("… paths/s" if speed is None else f"{speed:,.0f} paths/s")
+
+
+def _progress(console: Console, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("paths"), PathsPerSecond(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, disable=quiet, transient=False,
+    )
+
+
+def print_summary(ds, console: Console) -> None:
+    """The headline table: quantiles over paths at months 12, 36 and the last."""
+    table = Table(title=f"{ds.attrs.get('scenario', '')}: {ds.sizes['path']} paths, "
+                        f"seed {ds.attrs.get('seed')}")
+    table.add_column(escape("variable [units]"), no_wrap=True)
+    table.add_column("month", no_wrap=True)
+    summary = headline(ds)
+    quantiles = summary["quantile"].values
+    for q in quantiles:
+        table.add_column(f"p{q * 100:g}", justify="right")
+    for name, values in summary.data_vars.items():
+        for i, month in enumerate(values["month"].values):
+            row = [format_value(v) for v in values.isel(month=i).values]
+            label = str(month)[:7]
+            first = [name, escape(f"[{values.attrs.get('units', '')}]")]
+            table.add_row(first[i] if i < len(first) else "", label, *row)
+    console.print(table)
+
+
+def cmd_summary(args: argparse.Namespace, console: Console) -> None:
+    print_summary(open_store(args.store), console)
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> None:
+    from gpusim.config import config_to_yaml
+
+    config = load_config(args.config, args.overrides)
+    if args.show:
+        console.print(config_to_yaml(config), markup=False, highlight=False)
+    console.print(f"{args.config}: valid ({config.name}, {config.horizon_months} months from "
+                  f"{config.start})")
+
+
+def cmd_schema(args: argparse.Namespace, console: Console) -> None:
+    print(json.dumps(Config.model_json_schema(), indent=2, ensure_ascii=False))
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> None:
+    import numpy
+    import xarray
+    import zarr
+
+    console.print(f"gpusim {__version__}; python {platform.python_version()} on "
+                  f"{platform.machine()}; numpy {numpy.__version__}, xarray "
+                  f"{xarray.__version__}, zarr {zarr.__version__}")
+    try:
+        import cupy
+        console.print(f"cupy {cupy.__version__}")
+    except ImportError:
+        console.print("cupy: not installed (CPU only)")
+
+
+COMMANDS = {"run": cmd_run, "summary": cmd_summary, "validate": cmd_validate,
+            "schema": cmd_schema, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(stderr=False)
+    errors = Console(stderr=True)
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args, console)
+    except InputError as err:
+        errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        errors.print("gpusim: interrupted")
+        return EXIT_ERROR
+    except Exception as err:
+        if os.environ.get("GPUSIM_DEBUG"):
+            traceback.print_exc()
+        errors.print(f"gpusim: error: {type(err).__name__}: {err}", markup=False,
+                     highlight=False, soft_wrap=True)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,509 @@
+"""The scenario config: pydantic models that mirror MODEL.md, and how YAML becomes one.
+
+A config is a YAML file validated by `Config`. Every parameter's description gives its
+unit. Rates "per year" are continuous-time rates applied over monthly steps of
+Δ = 1/12 year; probabilities "per month" are per step.
+
+Loading (`load_config`) does, in order: read the YAML, resolve `extends:` (a path
+relative to the file, merged key by key; lists are replaced, not merged), apply
+`--set dotted.key=value` overrides, then validate. Every error is an `InputError` whose
+message names the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import numpy as np
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from gpusim.errors import InputError
+
+FACTORS: tuple[str, ...] = ("demand", "growth", "price", "collateral", "rate", "spread")
+"""The correlated normal factors of MODEL.md §1, in the order of the random streams."""
+
+_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def _check_month(value: str) -> str:
+    if not isinstance(value, str) or not _MONTH_RE.match(value):
+        raise ValueError(f"expected a month as 'YYYY-MM' (e.g. '2026-01'), got {value!r}")
+    return value
+
+
+Month = Annotated[str, AfterValidator(_check_month)]
+"""A calendar month written 'YYYY-MM'."""
+
+
+def month_number(month: str) -> int:
+    """Months since year 0 of a 'YYYY-MM' string, so differences count months."""
+    year, mon = _MONTH_RE.match(month).groups()  # type: ignore[union-attr]
+    return int(year) * 12 + int(mon) - 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _pos(description: str, **kw: Any) -> Any:
+    return Field(gt=0, description=description, **kw)
+
+
+def _nonneg(description: str, **kw: Any) -> Any:
+    return Field(ge=0, description=description, **kw)
+
+
+def _prob(description: str, **kw: Any) -> Any:
+    return Field(ge=0, le=1, description=description, **kw)
+
+
+class ScheduleStep(_Model):
+    """One step of a piecewise-constant schedule: `value` holds from `month` on."""
+
+    month: Month = Field(description="first month this value applies, 'YYYY-MM'")
+    value: float = Field(ge=0, description="the value from that month on (unit of the schedule)")
+
+
+Schedule = list[ScheduleStep]
+
+
+def _sorted_schedule(steps: Schedule, name: str) -> Schedule:
+    months = [month_number(s.month) for s in steps]
+    if months != sorted(months) or len(set(months)) != len(months):
+        raise ValueError(f"{name} steps must be in strictly increasing month order")
+    return steps
+
+
+class Switches(_Model):
+    """Parts of the model that can be turned off, so closed forms can be tested."""
+
+    jumps: bool = Field(
+        True, description="efficiency shocks and new-generation price launches (on/off)"
+    )
+    regimes: bool = Field(True, description="boom/bust regime switching; off keeps the initial")
+    capacity_response: bool = Field(
+        True, description="build scaled by lagged utilization; off builds the schedule as given"
+    )
+    fire_sale: bool = Field(True, description="seized GPUs push collateral value down (on/off)")
+
+
+class Growth(_Model):
+    """Stochastic token-demand growth rate g, mean-reverting to a regime-dependent level."""
+
+    initial: float = Field(description="g at the start month [1/year, log growth]")
+    boom_mean: float = Field(description="long-run g in the boom regime, ḡ[boom] [1/year]")
+    bust_mean: float = Field(description="long-run g in the bust regime, ḡ[bust] [1/year]")
+    reversion: float = _nonneg("speed κ_g at which g reverts to ḡ[s] [1/year]")
+    volatility: float = _nonneg("volatility σ_g of g [1/year^1.5]")
+
+
+class Demand(_Model):
+    """Token demand D and the GPU-hour demand it creates."""
+
+    tokens_per_month: float = _pos("token demand D at the start month [tokens/month]")
+    volatility: float = _nonneg("volatility σ_D of log token demand [1/sqrt(year)]")
+    growth: Growth
+    price_elasticity: float = _nonneg("elasticity ε of inference GPU-hours to price [-]")
+    reference_price: float = _pos("price P_ref at which elasticity is neutral [USD/GPU-hour]")
+    training_gpu_hours: Schedule = Field(
+        default_factory=list,
+        description="training demand T, piecewise constant [H100-hours/month]",
+    )
+
+
+class Regime(_Model):
+    """Two-state boom/bust Markov chain, switching monthly."""
+
+    initial: Literal["boom", "bust"] = Field("boom", description="regime at the start month")
+    p_boom_to_bust: float = _prob("probability of switching boom→bust [1/month]")
+    p_bust_to_boom: float = _prob("probability of switching bust→boom [1/month]")
+
+
+class Efficiency(_Model):
+    """Compute per token e: a steady trend plus Poisson shocks ('DeepSeek moments')."""
+
+    gpu_hours_per_million_tokens: float = _pos(
+        "compute per token e at the start month [H100-hours per 10^6 tokens]"
+    )
+    trend_per_year: float = Field(description="steady efficiency gain η (ln e falls) [1/year]")
+    shock_rate_per_year: float = _nonneg("Poisson rate λ_E of efficiency shocks [1/year]")
+    shock_log_size: float = _nonneg("log-size J_E by which a shock cuts e [-]")
+    rebound: float = _prob("fraction ρ of a shock won back by extra token demand [-]")
+
+
+class Capacity(_Model):
+    """Rentable GPU capacity K, built to a schedule and retired at a constant rate."""
+
+    initial_gpus: float = _pos("capacity K at the start month [H100-equivalent GPUs]")
+    retirement_per_year: float = _nonneg("retirement rate ω [1/year]")
+    build: Schedule = Field(
+        default_factory=list,
+        description="build schedule b, piecewise constant [H100-equivalent GPUs/month]",
+    )
+    response: float = _nonneg("sensitivity ξ of the build to lagged utilization [-]")
+    target_utilization: float = _prob("utilization u* at which the build is as scheduled [-]")
+    max_multiplier: float = _nonneg("cap m_max on the build multiplier [-]")
+    lag_months: int = Field(6, ge=0, le=60, description="lag L of the build response [months]")
+    hours_per_month: float = Field(
+        730.0, gt=0, description="rentable hours per GPU per month [hours/month]"
+    )
+
+
+class Launch(_Model):
+    """A new GPU generation shipping in volume: a deterministic fall in log price."""
+
+    name: str = Field("launch", description="label, e.g. 'B200 volume'")
+    month: Month = Field(description="month of the price step, 'YYYY-MM'")
+    log_impact: float = Field(ge=0, description="fall in ln P at that month [-]")
+
+
+class Price(_Model):
+    """Spot rental price P, reverting in log to a utilization-driven fair price P*(u)."""
+
+    initial: float = _pos("spot price P at the start month [USD/H100-hour]")
+    floor: float = _pos("fair price at zero utilization P_floor [USD/H100-hour]")
+    cap: float = _pos("fair price at full utilization P_cap [USD/H100-hour]")
+    convexity: float = _pos("exponent γ of P*(u) = P_floor + (P_cap − P_floor)·u^γ [-]")
+    reversion: float = _nonneg("speed κ_P of ln P towards ln P*(u) [1/year]")
+    volatility: float = _nonneg("volatility σ_P of log price [1/sqrt(year)]")
+    launches: list[Launch] = Field(default_factory=list, description="new-generation launches")
+
+    @model_validator(mode="after")
+    def _cap_above_floor(self) -> Price:
+        if self.cap < self.floor:
+            raise ValueError(
+                f"cap ({self.cap}) must be at least floor ({self.floor}) [USD/H100-hour]"
+            )
+        return self
+
+
+class Collateral(_Model):
+    """Resale value V of a pledged reference GPU."""
+
+    initial: float = _pos("collateral value V at the start month [USD/GPU]")
+    price_elasticity: float = Field(description="elasticity β of ln V to ln P [-]")
+    depreciation_per_year: float = _nonneg("ageing rate δ of ln V [1/year]")
+    volatility: float = _nonneg("volatility σ_V of log collateral value [1/sqrt(year)]")
+    fire_sale_impact: float = _nonneg("impact φ of fire sales on ln V per unit of depth [-]")
+    market_depth_gpus_per_month: float = _pos(
+        "monthly depth Q of the secondary GPU market [GPUs/month]"
+    )
+    scrap_value: float = _nonneg("floor V_scrap of the collateral value [USD/GPU]")
+
+
+class Sofr(_Model):
+    """SOFR r: a Vasicek (Ornstein–Uhlenbeck) shadow rate, reported floored at 0."""
+
+    initial: float = Field(description="r at the start month [1/year, decimal]")
+    mean: float = Field(description="long-run mean r̄ [1/year, decimal]")
+    reversion: float = _nonneg("speed κ_r [1/year]")
+    volatility: float = _nonneg("volatility σ_r [1/year^1.5, decimal]")
+
+
+class CreditSpread(_Model):
+    """Lessors' credit spread S: log-Ornstein–Uhlenbeck, always positive."""
+
+    initial: float = _pos("S at the start month [1/year, decimal]")
+    mean: float = _pos("long-run level S̄ (ln S reverts to ln S̄) [1/year, decimal]")
+    reversion: float = _nonneg("speed κ_S of ln S [1/year]")
+    volatility: float = _nonneg("volatility σ_S of ln S [1/sqrt(year)]")
+
+
+class Rates(_Model):
+    sofr: Sofr
+    credit_spread: CreditSpread
+
+
+class Market(_Model):
+    """MODEL.md §2: demand, efficiency, capacity, price, collateral and rates."""
+
+    demand: Demand
+    regime: Regime
+    efficiency: Efficiency
+    capacity: Capacity
+    price: Price
+    collateral: Collateral
+    rates: Rates
+
+
+class Config(_Model):
+    """A whole scenario. See MODEL.md for the equations each block parameterizes."""
+
+    name: str = Field("scenario", description="short scenario name")
+    description: str = Field("", description="what the scenario is about")
+    start: Month = Field("2026-01", description="first simulated month, 'YYYY-MM'")
+    horizon_months: int = Field(84, ge=2, le=600, description="number of months simulated")
+    dtype: Literal["float64", "float32"] = Field(
+        "float64", description="floating-point precision of the state arithmetic"
+    )
+    switches: Switches = Field(default_factory=Switches)
+    correlations: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "correlations of the monthly shocks as 'factor-factor': rho pairs; missing pairs "
+            f"are 0; factors: {', '.join(FACTORS)} [-]"
+        ),
+    )
+    market: Market
+
+    @model_validator(mode="after")
+    def _months_inside_horizon(self) -> Config:
+        start = month_number(self.start)
+        last = start + self.horizon_months - 1
+        named = [
+            *((f"market.price.launches.{i}.month", x.month)
+              for i, x in enumerate(self.market.price.launches)),
+            *((f"market.capacity.build.{i}.month", x.month)
+              for i, x in enumerate(self.market.capacity.build)),
+            *((f"market.demand.training_gpu_hours.{i}.month", x.month)
+              for i, x in enumerate(self.market.demand.training_gpu_hours)),
+        ]
+        for field, month in named:
+            if not start <= month_number(month) <= last:
+                raise ValueError(
+                    f"{field} = {month!r} is outside the simulated months "
+                    f"{self.start} .. {month_label(start + self.horizon_months - 1)}"
+                )
+        for i, launch in enumerate(self.market.price.launches):
+            if month_number(launch.month) == start:
+                raise ValueError(
+                    f"market.price.launches.{i}.month = {launch.month!r} is the start month; "
+                    "a launch must fall after it (the start price already reflects the past)"
+                )
+        _sorted_schedule(self.market.capacity.build, "market.capacity.build")
+        _sorted_schedule(self.market.demand.training_gpu_hours, "market.demand.training_gpu_hours")
+        correlation_matrix(self.correlations)
+        return self
+
+    @property
+    def months(self) -> int:
+        return self.horizon_months
+
+
+def month_label(number: int) -> str:
+    """Inverse of `month_number`: 'YYYY-MM'."""
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+# --- correlations ------------------------------------------------------------------------
+
+def correlation_matrix(pairs: Mapping[str, float]) -> np.ndarray:
+    """The factor correlation matrix C from named pairs ('price-collateral': 0.6).
+
+    Raises ValueError naming the pair, or the smallest eigenvalue, when C is not a valid
+    correlation matrix (entries in [-1, 1], each pair once, positive semi-definite).
+    """
+    n = len(FACTORS)
+    c = np.eye(n)
+    seen: dict[frozenset[str], str] = {}
+    for key, rho in pairs.items():
+        names = key.split("-")
+        if len(names) != 2 or any(f not in FACTORS for f in names) or names[0] == names[1]:
+            raise ValueError(
+                f"correlations key {key!r} is not a pair of two different factors "
+                f"'a-b' with a, b in {{{', '.join(FACTORS)}}}"
+            )
+        if frozenset(names) in seen:
+            raise ValueError(f"correlations: {key!r} repeats {seen[frozenset(names)]!r}")
+        seen[frozenset(names)] = key
+        if not -1.0 <= rho <= 1.0:
+            raise ValueError(f"correlations.{key} = {rho} is outside [-1, 1]")
+        i, j = FACTORS.index(names[0]), FACTORS.index(names[1])
+        c[i, j] = c[j, i] = rho
+    smallest = float(np.linalg.eigvalsh(c)[0])
+    if smallest < -1e-10:
+        raise ValueError(
+            "correlations do not form a valid correlation matrix: its smallest eigenvalue "
+            f"is {smallest:.4g} (expected ≥ 0, positive semi-definite); "
+            "lower the largest pairs in magnitude"
+        )
+    return c
+
+
+def correlation_factor(c: np.ndarray) -> np.ndarray:
+    """Lower-triangular L with L·Lᵀ = C, also for a singular (semi-definite) C.
+
+    A Cholesky factorization that sets a column to zero where its pivot vanishes, so
+    perfectly correlated factors are allowed (they share one shock).
+    """
+    n = c.shape[0]
+    lower = np.zeros_like(c, dtype=np.float64)
+    for j in range(n):
+        pivot = c[j, j] - lower[j, :j] @ lower[j, :j]
+        if pivot <= 1e-12:
+            continue
+        lower[j, j] = np.sqrt(pivot)
+        for i in range(j + 1, n):
+            lower[i, j] = (c[i, j] - lower[i, :j] @ lower[j, :j]) / lower[j, j]
+    return lower
+
+
+# --- loading -----------------------------------------------------------------------------
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError(f"config file {str(path)!r} does not exist (expected a YAML file)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(
+            f"config file {str(path)!r} must hold a mapping of keys, got {type(data).__name__}"
+        )
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`: mappings merge key by key, anything else replaces.
+
+    Neither input is modified; the result shares no mutable parts with them.
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a config file with its `extends:` chain merged in."""
+    path = path.resolve()
+    if path in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, path))
+        raise InputError(f"extends: cycle in config files: {cycle}")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise InputError(f"extends: expected a file name, got {parent!r} in {path.name}")
+    base = resolve_extends(path.parent / parent, (*_chain, path))
+    return deep_merge(base, data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (value parsed as YAML) to a raw config mapping.
+
+    List items are addressed by index (`market.price.launches.0.log_impact=0.2`).
+    """
+    data = deep_merge({}, data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected dotted.key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise InputError(
+                        f"--set {item!r}: {'.'.join(parts[:depth]) or 'config'} is a list of "
+                        f"{len(node)} items; expected an index 0..{len(node) - 1}, got {part!r}"
+                    )
+                index = int(part)
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if not isinstance(node.get(part), dict | list):
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise InputError(
+                    f"--set {item!r}: {'.'.join(parts[:depth])} is a value, not a section"
+                )
+    return data
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read, merge (`extends:`), override (`--set`) and validate a scenario config."""
+    raw = apply_overrides(resolve_extends(Path(path)), overrides)
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
+    """Validate a raw mapping as a `Config`, turning pydantic errors into an InputError."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise InputError(format_validation_error(err, source)) from None
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved config as YAML (all defaults filled in), for provenance."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# --- error messages ----------------------------------------------------------------------
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at `loc` (for did-you-mean)."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, tuple) and get_args(annotation):
+        return _inner_model(get_args(annotation)[0])
+    return None
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: `field = value: what was expected (did you mean ...?)`."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        field = ".".join(str(p) for p in loc) or "config"
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            options = list(parent.model_fields) if parent else []
+            guess = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.6)
+            hint = f"did you mean {guess[0]!r}?" if guess else f"expected one of {options}"
+            lines.append(f"{field}: unknown key; {hint}")
+            continue
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            lines.append(f"{field}: required but missing")
+        elif isinstance(e.get("input"), dict) or not loc:
+            lines.append(f"{field}: {message}" if loc else message)
+        else:
+            lines.append(f"{field} = {e.get('input')!r}: {message}")
+    return f"invalid config {source}:\n  " + "\n  ".join(lines)

@@ -1,0 +1,301 @@
+"""The market of MODEL.md §2, one monthly step at a time, vectorized over paths.
+
+This is the reference arithmetic. `MarketParams` flattens a `Config` into the numbers the
+step needs (per-month schedules as arrays, the Cholesky factor, Poisson thresholds), so
+that the numpy code here and the CUDA kernel read the same inputs.
+
+Timing convention (month index t = 0 .. T−1, t = 0 is the start month):
+- the state at t (D, g, s, e, K, P, V, r, S) is known; then
+- H[t] = D[t]·e[t]/10⁶·(P[t−1]/P_ref)^(−ε) + T[t], with P[−1] = P[0];
+- u[t] = min(1, H[t] / (K[t]·hours));
+- the shocks drawn for month t move the state from t to t+1. A launch dated month m
+  lowers ln P[m] (the price of the launch month already reflects it), so launches must
+  fall after the start month. Utilization before the start month is taken as u[0].
+- SOFR is a Vasicek shadow rate x; the reported rate is max(x, 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gpusim.config import Config, Schedule, correlation_factor, correlation_matrix, month_number
+
+DT = 1.0 / 12.0
+"""Length of one step [years]."""
+
+BOOM, BUST = 0, 1
+POISSON_TERMS = 12
+"""Efficiency-shock counts are capped at this many per month (P(more) < 1e-15 for λΔ ≤ 1)."""
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Numbers of the market step, in the units of the config (rates per year)."""
+
+    months: int
+    dt: float
+    # demand
+    ln_d0: float
+    sigma_d: float
+    g0: float
+    g_mean: tuple[float, float]  # (boom, bust)
+    kappa_g: float
+    sigma_g: float
+    elasticity: float
+    p_ref: float
+    training: np.ndarray  # (months,) H100-hours/month
+    # regime
+    regime0: int
+    p_switch: tuple[float, float]  # (boom→bust, bust→boom)
+    regimes_on: bool
+    # efficiency
+    ln_e0: float
+    eta: float
+    jump_size: float
+    rebound: float
+    poisson_cdf: np.ndarray  # (POISSON_TERMS,) P(N ≤ k), k = 0..; empty when jumps off
+    # capacity
+    k0: float
+    omega: float
+    build: np.ndarray  # (months,) GPUs/month
+    xi: float
+    u_star: float
+    m_max: float
+    lag: int
+    hours: float
+    response_on: bool
+    # price
+    ln_p0: float
+    p_floor: float
+    p_cap: float
+    gamma: float
+    kappa_p: float
+    sigma_p: float
+    launch_drop: np.ndarray  # (months,) fall in ln P at month t
+    # collateral
+    ln_v0: float
+    beta: float
+    delta: float
+    sigma_v: float
+    phi: float
+    depth: float
+    ln_v_scrap: float
+    fire_sale_on: bool
+    # rates
+    r0: float
+    r_mean: float
+    kappa_r: float
+    sigma_r: float
+    ln_s0: float
+    ln_s_mean: float
+    kappa_s: float
+    sigma_s: float
+    # shocks
+    chol: np.ndarray = field(repr=False)  # (6, 6) lower-triangular
+
+
+def schedule_array(steps: Schedule, start: str, months: int) -> np.ndarray:
+    """A piecewise-constant schedule as one value per simulated month (0 before its first step)."""
+    out = np.zeros(months)
+    first = month_number(start)
+    for step in steps:
+        out[month_number(step.month) - first :] = step.value
+    return out
+
+
+def poisson_cdf(mean: float, terms: int = POISSON_TERMS) -> np.ndarray:
+    """P(N ≤ k) for k = 0 .. terms−1 of a Poisson(mean) count."""
+    pmf = [math.exp(-mean)]
+    for k in range(1, terms):
+        pmf.append(pmf[-1] * mean / k)
+    return np.cumsum(pmf)
+
+
+def market_params(config: Config) -> MarketParams:
+    """Flatten a validated config into `MarketParams`."""
+    m = config.market
+    months = config.horizon_months
+    sw = config.switches
+    launch_drop = np.zeros(months)
+    if sw.jumps:
+        first = month_number(config.start)
+        for launch in m.price.launches:
+            launch_drop[month_number(launch.month) - first] += launch.log_impact
+    shock_mean = m.efficiency.shock_rate_per_year * DT
+    return MarketParams(
+        months=months,
+        dt=DT,
+        ln_d0=math.log(m.demand.tokens_per_month),
+        sigma_d=m.demand.volatility,
+        g0=m.demand.growth.initial,
+        g_mean=(m.demand.growth.boom_mean, m.demand.growth.bust_mean),
+        kappa_g=m.demand.growth.reversion,
+        sigma_g=m.demand.growth.volatility,
+        elasticity=m.demand.price_elasticity,
+        p_ref=m.demand.reference_price,
+        training=schedule_array(m.demand.training_gpu_hours, config.start, months),
+        regime0=BOOM if m.regime.initial == "boom" else BUST,
+        p_switch=(m.regime.p_boom_to_bust, m.regime.p_bust_to_boom),
+        regimes_on=sw.regimes,
+        ln_e0=math.log(m.efficiency.gpu_hours_per_million_tokens),
+        eta=m.efficiency.trend_per_year,
+        jump_size=m.efficiency.shock_log_size,
+        rebound=m.efficiency.rebound,
+        poisson_cdf=poisson_cdf(shock_mean) if sw.jumps and shock_mean > 0 else np.zeros(0),
+        k0=m.capacity.initial_gpus,
+        omega=m.capacity.retirement_per_year,
+        build=schedule_array(m.capacity.build, config.start, months),
+        xi=m.capacity.response,
+        u_star=m.capacity.target_utilization,
+        m_max=m.capacity.max_multiplier,
+        lag=m.capacity.lag_months,
+        hours=m.capacity.hours_per_month,
+        response_on=sw.capacity_response,
+        ln_p0=math.log(m.price.initial),
+        p_floor=m.price.floor,
+        p_cap=m.price.cap,
+        gamma=m.price.convexity,
+        kappa_p=m.price.reversion,
+        sigma_p=m.price.volatility,
+        launch_drop=launch_drop,
+        ln_v0=math.log(m.collateral.initial),
+        beta=m.collateral.price_elasticity,
+        delta=m.collateral.depreciation_per_year,
+        sigma_v=m.collateral.volatility,
+        phi=m.collateral.fire_sale_impact,
+        depth=m.collateral.market_depth_gpus_per_month,
+        ln_v_scrap=(
+            math.log(m.collateral.scrap_value) if m.collateral.scrap_value > 0 else -math.inf
+        ),
+        fire_sale_on=sw.fire_sale,
+        r0=m.rates.sofr.initial,
+        r_mean=m.rates.sofr.mean,
+        kappa_r=m.rates.sofr.reversion,
+        sigma_r=m.rates.sofr.volatility,
+        ln_s0=math.log(m.rates.credit_spread.initial),
+        ln_s_mean=math.log(m.rates.credit_spread.mean),
+        kappa_s=m.rates.credit_spread.reversion,
+        sigma_s=m.rates.credit_spread.volatility,
+        chol=correlation_factor(correlation_matrix(config.correlations)),
+    )
+
+
+@dataclass
+class MarketState:
+    """Every path of a block at one month (in logs where MODEL.md uses logs)."""
+
+    ln_d: Any  # ln token demand [ln tokens/month]
+    g: Any  # token growth rate [1/year]
+    regime: Any  # 0 boom, 1 bust (int8)
+    ln_e: Any  # ln compute per token [ln H100-hours per 10^6 tokens]
+    k: Any  # capacity [GPUs]
+    ln_p: Any  # ln spot price [ln USD/H100-hour]
+    ln_p_prev: Any  # ln P[t−1], for the price elasticity of demand
+    ln_v: Any  # ln collateral value [ln USD/GPU]
+    x_r: Any  # SOFR shadow rate [1/year]
+    ln_s: Any  # ln credit spread [ln 1/year]
+    u_hist: Any  # (lag+1, n) ring buffer of utilization, u[t] at row t mod (lag+1)
+
+
+def initial_state(p: MarketParams, n: int, dtype: Any, xp: ModuleType = np) -> MarketState:
+    """Every path at the start month."""
+
+    def full(value: float) -> Any:
+        return xp.full(n, value, dtype=dtype)
+
+    return MarketState(
+        ln_d=full(p.ln_d0), g=full(p.g0), regime=xp.full(n, p.regime0, dtype=xp.int8),
+        ln_e=full(p.ln_e0), k=full(p.k0), ln_p=full(p.ln_p0), ln_p_prev=full(p.ln_p0),
+        ln_v=full(p.ln_v0), x_r=full(p.r0), ln_s=full(p.ln_s0),
+        u_hist=xp.zeros((p.lag + 1, n), dtype=dtype),
+    )
+
+
+def gpu_hour_demand(s: MarketState, p: MarketParams, t: int, xp: ModuleType = np) -> Any:
+    """H[t]: inference GPU-hours from tokens at last month's price, plus training [H100-hours]."""
+    price_term = p.elasticity * (s.ln_p_prev - math.log(p.p_ref))
+    inference = xp.exp(s.ln_d + s.ln_e - math.log(1e6) - price_term)
+    return inference + p.training[t]
+
+
+def utilization(h: Any, s: MarketState, p: MarketParams, xp: ModuleType = np) -> Any:
+    """u[t] = min(1, H / (K·hours)) [-]."""
+    return xp.minimum(1.0, h / (s.k * p.hours))
+
+
+def fair_log_price(u: Any, p: MarketParams, xp: ModuleType = np) -> Any:
+    """ln P*(u), P*(u) = P_floor + (P_cap − P_floor)·u^γ [ln USD/H100-hour]."""
+    return xp.log(p.p_floor + (p.p_cap - p.p_floor) * u**p.gamma)
+
+
+def shock_count(u_shock: Any, p: MarketParams, xp: ModuleType = np) -> Any:
+    """Poisson count of efficiency shocks this month by inversion of its CDF."""
+    count = xp.zeros(u_shock.shape, dtype=u_shock.dtype)
+    for cdf_k in p.poisson_cdf:
+        count += u_shock > cdf_k
+    return count
+
+
+def build_multiplier(u_lagged: Any, p: MarketParams, xp: ModuleType = np) -> Any:
+    """clip(1 + ξ(u[t−L] − u*), 0, m_max): builders respond to utilization seen L months ago."""
+    if not p.response_on:
+        return 1.0
+    return xp.clip(1.0 + p.xi * (u_lagged - p.u_star), 0.0, p.m_max)
+
+
+def advance(
+    s: MarketState,
+    p: MarketParams,
+    t: int,
+    u: Any,
+    z: Any,
+    uniforms: Any,
+    fire_sold: Any,
+    xp: ModuleType = np,
+) -> MarketState:
+    """The state at t+1 from the state at t, its utilization u[t] and month t's draws.
+
+    `z` are the correlated shocks (6, n) in `FACTORS` order, `uniforms` (U_regime,
+    U_shock) and `fire_sold` F[t], the GPUs seized and sold in the path this month.
+    """
+    dt, sq = p.dt, math.sqrt(p.dt)
+    z_demand, z_growth, z_price, z_coll, z_rate, z_spread = z
+
+    if t == 0:
+        s.u_hist[:] = u  # utilization before the start month is taken as u[0]
+    s.u_hist[t % (p.lag + 1)] = u
+    u_lagged = s.u_hist[(t + 1) % (p.lag + 1)]  # row of u[t−L] (≡ t+1 mod L+1)
+
+    g_target = xp.where(s.regime == BOOM, p.g_mean[BOOM], p.g_mean[BUST]).astype(s.g.dtype)
+    jumps = shock_count(uniforms[1], p, xp) * p.jump_size
+
+    ln_d = s.ln_d + (s.g - 0.5 * p.sigma_d**2) * dt + p.sigma_d * sq * z_demand + p.rebound * jumps
+    g = s.g + p.kappa_g * (g_target - s.g) * dt + p.sigma_g * sq * z_growth
+    ln_e = s.ln_e - p.eta * dt - jumps
+    if p.regimes_on:
+        switch_p = xp.where(s.regime == BOOM, p.p_switch[BOOM], p.p_switch[BUST])
+        regime = xp.where(uniforms[0] < switch_p, 1 - s.regime, s.regime).astype(xp.int8)
+    else:
+        regime = s.regime
+    k = s.k * (1.0 - p.omega * dt) + p.build[t] * build_multiplier(u_lagged, p, xp)
+    ln_p = (s.ln_p + p.kappa_p * (fair_log_price(u, p, xp) - s.ln_p) * dt
+            + p.sigma_p * sq * z_price - (p.launch_drop[t + 1] if t + 1 < p.months else 0.0))
+    fire = p.phi * fire_sold / p.depth if p.fire_sale_on else 0.0
+    ln_v = s.ln_v + p.beta * (ln_p - s.ln_p) - p.delta * dt + p.sigma_v * sq * z_coll - fire
+    ln_v = xp.maximum(ln_v, p.ln_v_scrap)
+    x_r = s.x_r + p.kappa_r * (p.r_mean - s.x_r) * dt + p.sigma_r * sq * z_rate
+    ln_s = s.ln_s + p.kappa_s * (p.ln_s_mean - s.ln_s) * dt + p.sigma_s * sq * z_spread
+
+    dtype = s.ln_d.dtype
+    return MarketState(
+        ln_d=ln_d.astype(dtype, copy=False), g=g.astype(dtype, copy=False), regime=regime,
+        ln_e=ln_e.astype(dtype, copy=False), k=xp.asarray(k, dtype=dtype),
+        ln_p=ln_p.astype(dtype, copy=False), ln_p_prev=s.ln_p,
+        ln_v=ln_v.astype(dtype, copy=False), x_r=x_r.astype(dtype, copy=False),
+        ln_s=ln_s.astype(dtype, copy=False), u_hist=s.u_hist,
+    )

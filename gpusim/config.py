@@ -193,7 +193,9 @@ class Price(_Model):
 class Collateral(_Model):
     """Resale value V of a pledged reference GPU."""
 
-    initial: float = _pos("collateral value V at the start month [USD/GPU]")
+    initial: float = _pos(
+        "collateral value V0 at the start month if the price is demand.reference_price; "
+        "V[0] = V0·(P[0]/P_ref)^β [USD/GPU]")
     price_elasticity: float = Field(description="elasticity β of ln V to ln P [-]")
     depreciation_per_year: float = _nonneg("ageing rate δ of ln V [1/year]")
     volatility: float = _nonneg("volatility σ_V of log collateral value [1/sqrt(year)]")
@@ -239,6 +241,138 @@ class Market(_Model):
     rates: Rates
 
 
+# --- firms and their debt (MODEL.md §3) ----------------------------------------------------
+
+class DefaultHazard(_Model):
+    """A counterparty's monthly default probability, by market regime."""
+
+    boom: float = _prob("probability of default per month in the boom regime [1/month]", default=0.0)
+    bust: float = _prob("probability of default per month in the bust regime [1/month]", default=0.0)
+
+
+class Counterparty(_Model):
+    """Who rents the GPUs: it may insource (build its own) and it may default."""
+
+    name: str = Field(description="counterparty label, e.g. 'microsoft'")
+    insourcing_month: Month | None = Field(
+        None, description="from this month on renewals use p_insource, 'YYYY-MM' (none: never)"
+    )
+    p_insource: float = _prob("renewal probability once the counterparty insources [-]",
+                              default=0.0)
+    default_hazard: DefaultHazard = Field(default_factory=DefaultHazard)
+
+
+class Renewal(_Model):
+    """At its end a contract renews with p = clip(p0·(P/price)^θ, 0, 1), repriced at P·(1+premium)."""
+
+    p0: float = _prob("renewal probability when the spot price equals the contract price [-]")
+    theta: float = _nonneg("elasticity θ of renewal to spot price / contract price [-]")
+    premium: float = Field(0.0, gt=-1, description="renewal price over spot, P·(1+premium) [-]")
+    term_months: int = Field(12, ge=1, le=240, description="length of a renewed term [months]")
+
+
+class Contract(_Model):
+    """A block of GPUs rented at a fixed price until an end month (take-or-pay)."""
+
+    name: str = Field(description="contract label, unique within the firm")
+    gpus: float = _pos("GPUs under the contract [H100-equivalent GPUs]")
+    price: float = _pos("contract price [USD/GPU-hour]")
+    start: Month | None = Field(None, description="first paying month (none: already running)")
+    end: Month = Field(description="last paying month of the current term, 'YYYY-MM'")
+    renewal: Renewal
+    counterparty: Counterparty
+
+
+class Refinancing(_Model):
+    """At maturity the facility rolls over at SOFR + S if LTV and the spread allow."""
+
+    max_ltv: float = _pos("refinancing needs LTV ≤ this [-]")
+    max_spread: float = _pos("refinancing needs the credit spread S ≤ this [1/year]")
+    term_months: int = Field(36, ge=1, le=240, description="term of the new loan [months]")
+
+
+class Facility(_Model):
+    """A loan: balance, draws, rate, amortization, maturity, collateral and covenants."""
+
+    name: str = Field(description="facility label, unique in the config")
+    balance: float = _nonneg("drawn balance at the start month [USD]")
+    undrawn: float = _nonneg("undrawn commitment at the start month [USD]", default=0.0)
+    draws: Schedule = Field(default_factory=list,
+                            description="scheduled draws, piecewise constant [USD/month]")
+    rate_type: Literal["fixed", "floating"] = Field(description="fixed rate or SOFR + margin")
+    rate: float = Field(ge=0, description="fixed rate, or margin over SOFR if floating [1/year]")
+    amortization: Literal["level", "straight_line", "bullet"] = Field(
+        description="level payments, equal principal, or all principal at maturity")
+    maturity: Month = Field(description="final month, when the balance falls due, 'YYYY-MM'")
+    refinancing: Refinancing | None = Field(None, description="rollover rule (none: repay)")
+    pledged_share: float = _prob("share of the firm's fleet pledged to this facility [-]",
+                                 default=0.0)
+    secured_on: list[str] = Field(
+        default_factory=list,
+        description="contracts whose revenue pays this facility's debt service first")
+    cash_sweep: float = _prob(
+        "share of the secured contracts' revenue left after debt service that prepays [-]",
+        default=0.0)
+    max_ltv: float | None = Field(None, gt=0,
+                                  description="LTV above which the lender calls for cash [-]")
+    min_liquidity: float = _nonneg("minimum-liquidity covenant while outstanding [USD]",
+                                   default=0.0)
+    seniority: int = Field(ge=1, description="rank in the recovery waterfall, 1 = most senior")
+
+
+class Fleet(_Model):
+    """The firm's GPUs and what running them costs."""
+
+    gpus: float = _pos("GPUs owned [H100-equivalent GPUs]")
+    kw_per_gpu: float = _nonneg("power draw per GPU, cooling included [kW]")
+    power_price: float = _nonneg("price of power [USD/kWh]")
+    opex_per_gpu_hour: float = _nonneg("other operating cost [USD/GPU-hour]")
+    overhead_per_month: float = _nonneg("fixed overhead [USD/month]")
+    capex: Schedule = Field(default_factory=list,
+                            description="committed capex, piecewise constant [USD/month]")
+
+
+class Firm(_Model):
+    """A GPU lessor: fleet, opening cash, contracts and facilities (MODEL.md §3)."""
+
+    name: str = Field(description="firm label, unique in the config")
+    fleet: Fleet
+    opening_cash: float = Field(description="cash at the start month [USD]")
+    seizure_haircut: float = _prob(
+        "discount to V at which seized GPUs are sold in a default [-]", default=0.3)
+    contracts: list[Contract] = Field(default_factory=list)
+    facilities: list[Facility] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Firm:
+        where = f"firm {self.name!r}"
+        names = [c.name for c in self.contracts]
+        _unique(names, f"{where}: contracts.name")
+        contracted = sum(c.gpus for c in self.contracts)
+        if contracted > self.fleet.gpus:
+            raise ValueError(
+                f"{where}: contracts hold {contracted:g} GPUs in all, more than "
+                f"fleet.gpus = {self.fleet.gpus:g}")
+        pledged = sum(f.pledged_share for f in self.facilities)
+        if pledged > 1 + 1e-12:
+            raise ValueError(
+                f"{where}: facilities.pledged_share add up to {pledged:g}; expected ≤ 1")
+        _unique([f.seniority for f in self.facilities], f"{where}: facilities.seniority")
+        for i, facility in enumerate(self.facilities):
+            for contract in facility.secured_on:
+                if contract not in names:
+                    raise ValueError(
+                        f"{where}: facilities.{i}.secured_on names {contract!r}, which is not "
+                        f"one of its contracts {names}")
+        return self
+
+
+def _unique(values: list[Any], field: str) -> None:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{field} must be unique; repeated: {', '.join(repeated)}")
+
+
 class Config(_Model):
     """A whole scenario. See MODEL.md for the equations each block parameterizes."""
 
@@ -258,6 +392,43 @@ class Config(_Model):
         ),
     )
     market: Market
+    firms: list[Firm] = Field(default_factory=list, description="GPU lessors (MODEL.md §3)")
+
+    @model_validator(mode="after")
+    def _firms_fit_the_horizon(self) -> Config:
+        _unique([f.name for f in self.firms], "firms.name")
+        _unique([x.name for f in self.firms for x in f.facilities], "facility names")
+        start = month_number(self.start)
+        last = start + self.horizon_months - 1
+        for i, firm in enumerate(self.firms):
+            at = f"firms.{i} ({firm.name})"
+            inside = [(f"{at}.fleet.capex.{k}.month", s.month)
+                      for k, s in enumerate(firm.fleet.capex)]
+            not_before = []
+            for j, c in enumerate(firm.contracts):
+                not_before.append((f"{at}.contracts.{j}.end", c.end))
+                if c.counterparty.insourcing_month is not None:
+                    inside.append((f"{at}.contracts.{j}.counterparty.insourcing_month",
+                                   c.counterparty.insourcing_month))
+                if c.start is not None:
+                    inside.append((f"{at}.contracts.{j}.start", c.start))
+            for j, f in enumerate(firm.facilities):
+                not_before.append((f"{at}.facilities.{j}.maturity", f.maturity))
+                inside += [(f"{at}.facilities.{j}.draws.{k}.month", s.month)
+                           for k, s in enumerate(f.draws)]
+                _sorted_schedule(f.draws, f"{at}.facilities.{j}.draws")
+            _sorted_schedule(firm.fleet.capex, f"{at}.fleet.capex")
+            for field, month in inside:
+                if not start <= month_number(month) <= last:
+                    raise ValueError(
+                        f"{field} = {month!r} is outside the simulated months "
+                        f"{self.start} .. {month_label(last)}")
+            for field, month in not_before:
+                if month_number(month) < start:
+                    raise ValueError(
+                        f"{field} = {month!r} is before the start month {self.start}; "
+                        "expected a month that is still to come")
+        return self
 
     @model_validator(mode="after")
     def _months_inside_horizon(self) -> Config:

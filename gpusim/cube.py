@@ -10,8 +10,17 @@ import xarray as xr
 
 from gpusim import __version__
 from gpusim.config import Config, config_to_yaml
-from gpusim.engine import MARKET_OUTPUTS, block_bounds, simulate_block
+from gpusim.engine import (
+    FACILITY_OUTPUTS,
+    FIRM_OUTPUTS,
+    INTEGER_OUTPUTS,
+    MARKET_OUTPUTS,
+    PATH_OUTPUTS,
+    block_bounds,
+    simulate_block,
+)
 from gpusim.errors import InputError
+from gpusim.model.firms import facility_order
 from gpusim.model.market import market_params
 
 
@@ -19,6 +28,11 @@ from gpusim.model.market import market_params
 class Variable:
     units: str
     long_name: str
+    dims: tuple[str, ...] = ("path", "month")
+
+
+FIRM_DIMS = ("path", "month", "firm")
+FACILITY_DIMS = ("path", "month", "facility")
 
 
 VARIABLES: dict[str, Variable] = {
@@ -31,8 +45,20 @@ VARIABLES: dict[str, Variable] = {
     "sofr": Variable("1/year", "SOFR r (Vasicek, floored at 0)"),
     "credit_spread": Variable("1/year", "lessors' credit spread S"),
     "regime": Variable("1", "market regime (0 boom, 1 bust)"),
+    "revenue": Variable("USD/month", "firm revenue (contracts + spot)", FIRM_DIMS),
+    "ebitda": Variable("USD/month", "revenue minus operating cost", FIRM_DIMS),
+    "cash": Variable("USD", "cash at the end of the month", FIRM_DIMS),
+    "debt": Variable("USD", "outstanding balance of all facilities", FIRM_DIMS),
+    "ltv": Variable("1", "pledged balance / pledged collateral value, as tested", FIRM_DIMS),
+    "ltv_breach": Variable("1", "1 if any facility's LTV test failed this month", FIRM_DIMS),
+    "defaulted": Variable("1", "1 from the month the firm defaulted on", FIRM_DIMS),
+    "balance": Variable("USD", "facility balance at the end of the month", FACILITY_DIMS),
+    "loss": Variable("USD", "facility's lender loss to date (cumulative)", FACILITY_DIMS),
+    "default_month": Variable("1", "month index of the firm's default (-1: none)",
+                              ("path", "firm")),
+    "loss_total": Variable("USD", "facility's lender loss over the run", ("path", "facility")),
 }
-assert set(VARIABLES) == set(MARKET_OUTPUTS)
+assert set(VARIABLES) == {*MARKET_OUTPUTS, *FIRM_OUTPUTS, *FACILITY_OUTPUTS, *PATH_OUTPUTS}
 
 DEVICES = ("cpu", "auto")
 
@@ -67,18 +93,52 @@ def variable_attrs(name: str) -> dict[str, Any]:
     return attrs
 
 
-def block_dataset(arrays: dict[str, Any], start: int, config: Config) -> xr.Dataset:
-    """A block's (months, n) arrays as a Dataset with dims (path, month)."""
-    n = next(iter(arrays.values())).shape[1]
-    data_vars = {
-        name: (("path", "month"), np.asarray(arrays[name]).T, variable_attrs(name))
-        for name in MARKET_OUTPUTS
-    }
-    coords = {
-        "path": ("path", np.arange(start, start + n, dtype=np.int64), {"long_name": "path index"}),
+def output_names(config: Config) -> list[str]:
+    """The cube's variables for this config (no firm variables without firms)."""
+    if not config.firms:
+        return list(MARKET_OUTPUTS)
+    return [*MARKET_OUTPUTS, *FIRM_OUTPUTS, *FACILITY_OUTPUTS, *PATH_OUTPUTS]
+
+
+def output_dtype(name: str, config: Config) -> str:
+    return INTEGER_OUTPUTS.get(name, config.dtype)
+
+
+def cube_coords(config: Config, paths: np.ndarray) -> dict[str, Any]:
+    """Coordinates: path indices, month dates, firm and facility names."""
+    coords: dict[str, Any] = {
+        "path": ("path", paths, {"long_name": "path index"}),
         "month": ("month", month_coordinate(config), {"long_name": "first day of the month"}),
     }
-    return xr.Dataset(data_vars, coords=coords)
+    if config.firms:
+        order = facility_order(config)
+        coords["firm"] = ("firm", [f.name for f in config.firms], {"long_name": "firm"})
+        coords["facility"] = ("facility", [name for _, name in order],
+                              {"long_name": "facility (loan)"})
+        coords["facility_firm"] = ("facility", [firm for firm, _ in order],
+                                   {"long_name": "firm that owes the facility"})
+    return coords
+
+
+def to_path_major(values: Any, dims: tuple[str, ...]) -> np.ndarray:
+    """Engine layout (month, [entity,] path) or (entity, path) → cube layout (path, ...)."""
+    values = np.asarray(values)
+    if dims == ("path", "month"):
+        return values.T
+    if len(dims) == 3:
+        return values.transpose(2, 0, 1)
+    return values.T
+
+
+def block_dataset(arrays: dict[str, Any], start: int, config: Config) -> xr.Dataset:
+    """A block's engine arrays as a Dataset with dims (path, month[, firm | facility])."""
+    n = np.asarray(arrays["rental_price"]).shape[-1]
+    data_vars = {
+        name: (VARIABLES[name].dims, to_path_major(arrays[name], VARIABLES[name].dims),
+               variable_attrs(name))
+        for name in output_names(config)
+    }
+    return xr.Dataset(data_vars, coords=cube_coords(config, np.arange(start, start + n)))
 
 
 def check_run_args(paths: int, seed: int, device: str) -> None:

@@ -14,8 +14,8 @@ import numpy as np
 
 from gpusim.config import Config
 from gpusim.errors import SimulationError
-from gpusim.model import market
-from gpusim.streams import market_draws
+from gpusim.model import firms, market
+from gpusim.streams import contract_uniforms, market_draws
 
 MARKET_OUTPUTS: tuple[str, ...] = (
     "token_demand",
@@ -29,6 +29,19 @@ MARKET_OUTPUTS: tuple[str, ...] = (
     "regime",
 )
 """Per (path, month) market variables, in MODEL.md §4 order."""
+
+FIRM_OUTPUTS: tuple[str, ...] = ("revenue", "ebitda", "cash", "debt", "ltv", "ltv_breach",
+                                 "defaulted")
+"""Per (path, month, firm) variables."""
+
+FACILITY_OUTPUTS: tuple[str, ...] = ("balance", "loss")
+"""Per (path, month, facility) variables; `loss` is cumulative to that month."""
+
+PATH_OUTPUTS: tuple[str, ...] = ("default_month", "loss_total")
+"""Per path: default month index per firm (-1: none), total loss per facility."""
+
+INTEGER_OUTPUTS = {"regime": "int8", "ltv_breach": "int8", "defaulted": "int8",
+                   "default_month": "int32"}
 
 
 def block_bounds(paths: int, block_paths: int) -> Iterator[tuple[int, int]]:
@@ -44,33 +57,80 @@ def simulate_block(
     stop: int,
     xp: ModuleType = np,
     params: market.MarketParams | None = None,
+    record_flows: bool = False,
 ) -> dict[str, Any]:
-    """Monthly outputs of paths [start, stop), each an array of shape (months, n).
+    """Outputs of paths [start, stop): market (months, n), firm (months, firms, n),
+    facility (months, facilities, n), and per path (firms or facilities, n).
 
     Month-major so that each month's values are written contiguously; the cube transposes.
-    Raises SimulationError naming the variable, path and month of the first non-finite value.
+    With `record_flows`, also "flow_<term>" arrays (months, firms, n) of the cash-flow
+    terms of `firms.FLOWS`. Raises SimulationError naming the variable, path and month of
+    the first non-finite value.
     """
     p = params or market.market_params(config)
+    specs = firms.firm_specs(config)
     dtype = xp.dtype(config.dtype)
     n, months = stop - start, p.months
+    n_firms, n_facilities = len(specs), sum(len(f.facilities) for f in specs)
+    n_contracts = sum(len(f.contracts) for f in specs)
     paths = xp.arange(start, stop, dtype=xp.uint64)
     chol = xp.asarray(p.chol)
-    out = {
-        name: xp.empty((months, n), dtype=xp.int8 if name == "regime" else dtype)
-        for name in MARKET_OUTPUTS
-    }
-    no_fire_sale = xp.zeros(n, dtype=dtype)  # firms (and their fire sales) come later
+    out = {name: xp.empty((months, n), dtype=INTEGER_OUTPUTS.get(name, dtype))
+           for name in MARKET_OUTPUTS}
+    out |= {name: xp.empty((months, n_firms, n), dtype=INTEGER_OUTPUTS.get(name, dtype))
+            for name in FIRM_OUTPUTS}
+    out |= {name: xp.empty((months, n_facilities, n), dtype=dtype) for name in FACILITY_OUTPUTS}
+    if record_flows:
+        out |= {f"flow_{name}": xp.empty((months, n_firms, n), dtype=dtype)
+                for name in firms.FLOWS}
     state = market.initial_state(p, n, dtype, xp)
+    firm_states = [firms.initial_firm_state(f, n, dtype, xp) for f in specs]
     for t in range(months):
         h = market.gpu_hour_demand(state, p, t, xp)
         u = market.utilization(h, state, p, xp)
         _record(out, t, state, h, u, xp)
+        seized = xp.zeros(n, dtype=dtype)
+        if specs:
+            now = firms.MarketNow(
+                price=out["rental_price"][t], utilization=u,
+                collateral=out["collateral_value"][t], sofr=out["sofr"][t],
+                spread=out["credit_spread"][t], regime=state.regime, hours=p.hours)
+            draws = contract_uniforms(seed, paths, t, n_contracts, xp).astype(dtype)
+            seized = _step_firms(out, t, specs, firm_states, now, draws, xp, record_flows)
         if t + 1 < months:
             eps, uniforms = market_draws(seed, paths, t, xp)
             z = (chol @ eps).astype(dtype, copy=False)
-            state = market.advance(state, p, t, u, z, uniforms, no_fire_sale, xp)
+            state = market.advance(state, p, t, u, z, uniforms, seized, xp)
+    out["default_month"] = xp.stack([f.default_month for f in firm_states]) if specs else \
+        xp.empty((0, n), dtype=xp.int32)
+    out["loss_total"] = (xp.stack([loss for f in firm_states for loss in f.loss])
+                         if n_facilities else xp.empty((0, n), dtype=dtype))
     check_finite(out, start, xp)
     return out
+
+
+def _step_firms(out: dict[str, Any], t: int, specs: tuple[firms.FirmSpec, ...],
+                states: list[firms.FirmState], now: firms.MarketNow, draws: Any,
+                xp: ModuleType, record_flows: bool) -> Any:
+    """Advance every firm by month t, record its outputs; return the GPUs seized in total."""
+    seized, contract, facility = 0.0, 0, 0
+    for i, (spec, state) in enumerate(zip(specs, states, strict=True)):
+        k = len(spec.contracts)
+        mine = draws[contract:contract + k]
+        result = firms.firm_month(spec, state, now, t, list(mine[:, 0]), list(mine[:, 1]), xp,
+                                  record_flows)
+        for name in FIRM_OUTPUTS:
+            out[name][t, i] = result[name]
+        for j in range(len(spec.facilities)):
+            out["balance"][t, facility + j] = state.balance[j]
+            out["loss"][t, facility + j] = state.loss[j]
+        if record_flows:
+            for name, values in state.flows.items():
+                out[f"flow_{name}"][t, i] = values
+        seized = seized + result["seized"]
+        contract += k
+        facility += len(spec.facilities)
+    return seized
 
 
 def _record(
@@ -94,8 +154,11 @@ def check_finite(out: dict[str, Any], start: int, xp: ModuleType = np) -> None:
             continue
         bad = ~xp.isfinite(values)
         if bool(bad.any()):
-            month, path = (int(i[0]) for i in xp.nonzero(bad))
+            where = [int(i[0]) for i in xp.nonzero(bad)]
+            path = where[-1]
+            month = f" at month index {where[0]}" if values.ndim > 1 and name not in PATH_OUTPUTS \
+                else ""
             raise SimulationError(
-                f"{name} is {float(values[month, path])} on path {start + path} at month "
-                f"index {month}; check the config's parameters for that variable"
+                f"{name} is {float(values[tuple(where)])} on path {start + path}{month}; "
+                "check the config's parameters for that variable"
             )

@@ -20,8 +20,17 @@ import xarray as xr
 import zarr
 
 from gpusim.config import Config
-from gpusim.cube import block_dataset, check_run_args, month_coordinate, provenance, variable_attrs
-from gpusim.engine import MARKET_OUTPUTS, block_bounds, simulate_block
+from gpusim.cube import (
+    VARIABLES,
+    block_dataset,
+    check_run_args,
+    cube_coords,
+    output_dtype,
+    output_names,
+    provenance,
+    variable_attrs,
+)
+from gpusim.engine import block_bounds, simulate_block
 from gpusim.errors import InputError
 from gpusim.model.market import market_params
 
@@ -68,23 +77,19 @@ def check_run(out: str | Path, paths: int, seed: int, block_paths: int, overwrit
 def create_layout(out: Path, config: Config, paths: int, seed: int, block_paths: int,
                   device: str) -> None:
     """Write the store's metadata and coordinates, with every data chunk still empty."""
-    months = config.horizon_months
-    chunks = (min(block_paths, paths), months)
-    data_vars = {
-        name: (
-            ("path", "month"),
-            da.zeros((paths, months), chunks=chunks,
-                     dtype=np.int8 if name == "regime" else config.dtype),
-            variable_attrs(name),
-        )
-        for name in MARKET_OUTPUTS
-    }
-    coords = {
-        "path": ("path", np.arange(paths, dtype=np.int64), {"long_name": "path index"}),
-        "month": ("month", month_coordinate(config), {"long_name": "first day of the month"}),
-    }
+    sizes = {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
+             "facility": sum(len(f.facilities) for f in config.firms)}
+    block = min(block_paths, paths)
+    data_vars, encoding = {}, {}
+    for name in output_names(config):
+        dims = VARIABLES[name].dims
+        shape = tuple(sizes[d] for d in dims)
+        chunks = (block, *shape[1:])
+        data_vars[name] = (dims, da.zeros(shape, chunks=chunks, dtype=output_dtype(name, config)),
+                           variable_attrs(name))
+        encoding[name] = {"chunks": chunks}
+    coords = cube_coords(config, np.arange(paths, dtype=np.int64))
     template = xr.Dataset(data_vars, coords=coords, attrs=provenance(config, seed, paths, device))
-    encoding = {name: {"chunks": chunks} for name in MARKET_OUTPUTS}
     encoding["path"] = {"chunks": (paths,)}
     template.to_zarr(out, mode="w", compute=False, zarr_format=3, consolidated=False,
                      encoding=encoding)
@@ -92,8 +97,8 @@ def create_layout(out: Path, config: Config, paths: int, seed: int, block_paths:
 
 def write_block(out: Path, ds: xr.Dataset, start: int, stop: int) -> None:
     """Write one block's data into its (chunk-aligned) region of the store."""
-    ds.drop_vars(["path", "month"]).to_zarr(out, region={"path": slice(start, stop)},
-                                            zarr_format=3, consolidated=False)
+    data = ds.drop_vars(list(ds.coords))  # coordinates are written once, with the layout
+    data.to_zarr(out, region={"path": slice(start, stop)}, zarr_format=3, consolidated=False)
 
 
 def run(

@@ -12,6 +12,9 @@ Timing convention (month index t = 0 .. T−1, t = 0 is the start month):
   lowers ln P[m] (the price of the launch month already reflects it), so launches must
   fall after the start month. Utilization before the start month is taken as u[0].
 - SOFR is a Vasicek shadow rate x; the reported rate is max(x, 0).
+- The collateral value starts at V[0] = V0·(P[0]/P_ref)^β: `collateral.initial` is the
+  value at the reference price, so a stress that starts the price lower starts the
+  collateral lower too, and ln V − β ln P then follows its own recursion.
 """
 
 from __future__ import annotations
@@ -163,7 +166,9 @@ def market_params(config: Config) -> MarketParams:
         kappa_p=m.price.reversion,
         sigma_p=m.price.volatility,
         launch_drop=launch_drop,
-        ln_v0=math.log(m.collateral.initial),
+        ln_v0=(math.log(m.collateral.initial)
+               + m.collateral.price_elasticity
+               * (math.log(m.price.initial) - math.log(m.demand.reference_price))),
         beta=m.collateral.price_elasticity,
         delta=m.collateral.depreciation_per_year,
         sigma_v=m.collateral.volatility,

@@ -246,8 +246,8 @@ class Market(_Model):
 class DefaultHazard(_Model):
     """A counterparty's monthly default probability, by market regime."""
 
-    boom: float = _prob("probability of default per month in the boom regime [1/month]", default=0.0)
-    bust: float = _prob("probability of default per month in the bust regime [1/month]", default=0.0)
+    boom: float = _prob("default probability per month in the boom regime [1/month]", default=0.0)
+    bust: float = _prob("default probability per month in the bust regime [1/month]", default=0.0)
 
 
 class Counterparty(_Model):
@@ -263,7 +263,7 @@ class Counterparty(_Model):
 
 
 class Renewal(_Model):
-    """At its end a contract renews with p = clip(p0·(P/price)^θ, 0, 1), repriced at P·(1+premium)."""
+    """At its end a contract renews with p = clip(p0·(P/price)^θ, 0, 1), at P·(1+premium)."""
 
     p0: float = _prob("renewal probability when the spot price equals the contract price [-]")
     theta: float = _nonneg("elasticity θ of renewal to spot price / contract price [-]")

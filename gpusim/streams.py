@@ -126,3 +126,20 @@ def market_draws(seed: int, paths: Any, month: int, xp: ModuleType = np) -> tupl
     z2, z3 = box_muller(u2[:n], u3[:n], xp)  # slot 0 only: price, collateral
     eps = xp.stack([z0[:n], z1[:n], z2, z3, z0[n:], z1[n:]])
     return eps, xp.stack([u2[n:], u3[n:]])
+
+
+def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,
+                      xp: ModuleType = np) -> Any:
+    """Uniforms (contracts, 2, n) for one month: (U_renewal, U_counterparty_default).
+
+    Contract c (numbered across all firms in config order) uses slot FIRM_SLOT0 + c // 2,
+    words (0, 1) if c is even and (2, 3) if odd.
+    """
+    lo, hi = path_words(paths, xp)
+    n = lo.shape[0]
+    slots = (contracts + 1) // 2
+    slot = xp.repeat(xp.arange(FIRM_SLOT0, FIRM_SLOT0 + slots, dtype=xp.uint64), n)
+    words = philox4x32((slot, month, xp.tile(lo, slots), xp.tile(hi, slots)),
+                       seed_key(seed), xp)
+    u = xp.stack([uniforms(w, xp).reshape(slots, n) for w in words], axis=1)  # (slots, 4, n)
+    return u.reshape(slots * 2, 2, n)[:contracts]

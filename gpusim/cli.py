@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpusim import __version__
-from gpusim.analysis import format_value, headline
+from gpusim.analysis import credit_summary, format_value, headline, headline_months
 from gpusim.config import Config, load_config
 from gpusim.errors import InputError
 from gpusim.store import DEFAULT_BLOCK_PATHS, check_run, open_store, run
@@ -113,7 +113,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
                   on_block=lambda n: progress.advance(task, n))
     if not args.quiet:
         console.print(f"wrote {out} ({args.paths} paths × {config.horizon_months} months)")
-        print_summary(open_store(out), console)
+        ds = open_store(out)
+        print_summary(ds, console)
+        print_credit_summary(ds, console)
 
 
 class PathsPerSecond(ProgressColumn):
@@ -152,8 +154,38 @@ def print_summary(ds, console: Console) -> None:
     console.print(table)
 
 
+def print_credit_summary(ds, console: Console) -> None:
+    """Default probabilities by firm and losses by facility."""
+    if "firm" not in ds.dims:
+        return
+    credit = credit_summary(ds)
+    months = headline_months(ds)
+    table = Table(title="cumulative default probability and LTV breaches")
+    table.add_column("firm", no_wrap=True)
+    for m in months:
+        table.add_column(f"PD {str(ds.month.values[m])[:7]}", justify="right")
+    table.add_column("P(LTV breach) max/month", justify="right")
+    for firm in credit.firm.values:
+        curve = credit.default_probability.sel(firm=firm)
+        row = [f"{float(curve.isel(month=m)):.1%}" for m in months]
+        breach = float(credit.ltv_breach_probability.sel(firm=firm).max())
+        table.add_row(str(firm), *row, f"{breach:.1%}")
+    console.print(table)
+    table = Table(title="lender losses over the run [USD]")
+    for column in ("facility", "firm", "expected loss", "VaR 99%", "ES 97.5%"):
+        table.add_column(column, justify="left" if column in ("facility", "firm") else "right")
+    for i, name in enumerate(credit.facility.values):
+        table.add_row(str(name), str(ds.facility_firm.values[i]),
+                      format_value(float(credit.expected_loss[i])),
+                      format_value(float(credit.value_at_risk_99[i])),
+                      format_value(float(credit.expected_shortfall_97_5[i])))
+    console.print(table)
+
+
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
-    print_summary(open_store(args.store), console)
+    ds = open_store(args.store)
+    print_summary(ds, console)
+    print_credit_summary(ds, console)
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> None:

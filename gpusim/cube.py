@@ -112,12 +112,17 @@ def cube_coords(config: Config, paths: np.ndarray) -> dict[str, Any]:
     }
     if config.firms:
         order = facility_order(config)
-        coords["firm"] = ("firm", [f.name for f in config.firms], {"long_name": "firm"})
-        coords["facility"] = ("facility", [name for _, name in order],
+        coords["firm"] = ("firm", _strings(f.name for f in config.firms), {"long_name": "firm"})
+        coords["facility"] = ("facility", _strings(name for _, name in order),
                               {"long_name": "facility (loan)"})
-        coords["facility_firm"] = ("facility", [firm for firm, _ in order],
+        coords["facility_firm"] = ("facility", _strings(firm for firm, _ in order),
                                    {"long_name": "firm that owes the facility"})
     return coords
+
+
+def _strings(values: Any) -> np.ndarray:
+    """Names as variable-length strings (zarr v3 has a stable spec for those only)."""
+    return np.array(list(values), dtype=object)
 
 
 def to_path_major(values: Any, dims: tuple[str, ...]) -> np.ndarray:

@@ -89,3 +89,17 @@ def test_summary_prints_quantiles_at_months_12_and_last(tmp_path, capsys):
     for name in ("rental_price", "collateral_value", "utilization", "token_demand"):
         assert name in printed
     assert "2027-01" in printed and "2027-12" in printed and "p50" in printed
+
+
+def test_firm_store_is_block_invariant_and_named(tmp_path):
+    from helpers import firms_config
+
+    config = firms_config()
+    a = run(config, tmp_path / "a.zarr", paths=1000, seed=3, block_paths=300)
+    b = run(config, tmp_path / "b.zarr", paths=1000, seed=3, block_paths=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds_a, ds_b = xr.open_zarr(a), xr.open_zarr(b)
+    assert_same_values(ds_a, ds_b)
+    assert list(ds_a.facility.values) == ["ddtl", "notes", "gpu_loan"]
+    assert ds_a.cash.encoding["chunks"] == (300, 24, 2)

@@ -29,9 +29,8 @@ market of that month, in MODEL.md's order:
    each lender's claim is its balance before them plus that month's interest; the pledged
    GPUs are sold at V·(1 − haircut), and the proceeds plus the cash left after step 3
    (unrestricted and posted) go to the claims by seniority; what is unpaid is the lender's
-   loss. The seized GPUs are
-   returned so that the market's fire-sale term sees them next month. A defaulted firm
-   stays defaulted: from then on all its flows, cash and debt are zero.
+   loss. The seized GPUs are returned so that the market's fire-sale term sees them next
+   month. A defaulted firm stays defaulted: from then on its flows, cash and debt are zero.
 
 Every month's cash change is the sum of the `FLOWS` terms, which can be recorded.
 """

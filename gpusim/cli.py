@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. market.price.initial=2.2 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    p.add_argument("--device", default="cpu", choices=["cpu", "auto"],
-                   help="where to simulate (default cpu)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
+                        "when CuPy and a device are present, else numpy")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
     p = sub.add_parser("summary", help="print the headline quantiles of a store")
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("gpusim: interrupted")
         return EXIT_ERROR
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1
         if os.environ.get("GPUSIM_DEBUG"):
             traceback.print_exc()
         errors.print(f"gpusim: error: {type(err).__name__}: {err}", markup=False,

@@ -69,7 +69,7 @@ def simulate_block(
     """
     p = params or market.market_params(config)
     specs = firms.firm_specs(config)
-    dtype = xp.dtype(config.dtype)
+    dtype = np.dtype(config.dtype)
     n, months = stop - start, p.months
     n_firms, n_facilities = len(specs), sum(len(f.facilities) for f in specs)
     n_contracts = sum(len(f.contracts) for f in specs)

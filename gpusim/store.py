@@ -23,6 +23,7 @@ from gpusim.config import Config
 from gpusim.cube import (
     VARIABLES,
     block_dataset,
+    block_simulator,
     check_run_args,
     cube_coords,
     output_dtype,
@@ -30,9 +31,8 @@ from gpusim.cube import (
     provenance,
     variable_attrs,
 )
-from gpusim.engine import block_bounds, simulate_block
+from gpusim.engine import block_bounds
 from gpusim.errors import InputError
-from gpusim.model.market import market_params
 
 DEFAULT_BLOCK_PATHS = 16_384
 
@@ -118,14 +118,14 @@ def run(
     """
     out = Path(out)
     check_run(out, paths, seed, block_paths, overwrite, device)
-    params = market_params(config)
+    simulate_block_on, device_name = block_simulator(config, device)
     if out.exists():
         shutil.rmtree(out)
     ctx = _quiet_zarr()
     try:
-        create_layout(out, config, paths, seed, block_paths, "cpu")
+        create_layout(out, config, paths, seed, block_paths, device_name)
         for start, stop in block_bounds(paths, block_paths):
-            arrays = simulate_block(config, seed, start, stop, params=params)
+            arrays = simulate_block_on(seed, start, stop)
             write_block(out, block_dataset(arrays, start, config), start, stop)
             if on_block is not None:
                 on_block(stop - start)

@@ -119,7 +119,7 @@ def _facility_spec(f: Facility, start: int, months: int, contract_names: list[st
         refi_max_spread=refi.max_spread if refi else -math.inf,
         refi_term=refi.term_months if refi else 0,
         pledged_share=f.pledged_share,
-        secured_on=tuple(contract_names.index(c) for c in f.secured_on),
+        secured_on=tuple(sorted(contract_names.index(c) for c in f.secured_on)),
         cash_sweep=f.cash_sweep,
         max_ltv=f.max_ltv if f.max_ltv is not None else math.inf,
         min_liquidity=f.min_liquidity,

@@ -1,0 +1,17 @@
+// Shared definitions for code that compiles both as CUDA device code and as host C++.
+#pragma once
+
+#ifdef __CUDACC__
+#define GPUSIM_HD __host__ __device__ __forceinline__
+#else
+#include <math.h>
+#include <stdint.h>
+#define GPUSIM_HD inline
+#endif
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+template <typename T> GPUSIM_HD T gs_min(T a, T b) { return a < b ? a : b; }
+template <typename T> GPUSIM_HD T gs_max(T a, T b) { return a > b ? a : b; }
+template <typename T> GPUSIM_HD T gs_clip(T x, T lo, T hi) { return gs_min(gs_max(x, lo), hi); }

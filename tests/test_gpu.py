@@ -1,0 +1,61 @@
+"""On a GPU: the fused kernel equals numpy path by path, blocks do not matter, and the
+numpy reference runs unchanged on CuPy arrays. Skipped without CuPy and a CUDA device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import CONFIGS
+from helpers import firms_config
+from test_kernels import assert_paths_agree
+
+from gpusim import load_config, simulate
+from gpusim.backends.cuda import compile_check, cupy_or_none, simulate_block_gpu
+from gpusim.engine import simulate_block
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(cupy_or_none() is None, reason="needs CuPy and a CUDA device")]
+
+
+def test_kernels_compile_on_the_device():
+    assert compile_check() == "ok"
+
+
+@pytest.mark.parametrize("make", [lambda: load_config(CONFIGS / "base.yaml"), firms_config],
+                         ids=["base", "firms"])
+def test_gpu_equals_numpy_path_by_path(make):
+    config = make()
+    reference = simulate_block(config, seed=99, start=5000, stop=25_000)
+    gpu = simulate_block_gpu(config, seed=99, start=5000, stop=25_000)
+    assert_paths_agree(reference, gpu, rtol=1e-9)
+
+
+def test_gpu_cash_flows_equal_numpy():
+    config = firms_config()
+    reference = simulate_block(config, seed=4, start=0, stop=4000, record_flows=True)
+    gpu = simulate_block_gpu(config, seed=4, start=0, stop=4000, record_flows=True)
+    assert_paths_agree(reference, gpu, rtol=1e-9)
+
+
+def test_block_size_does_not_matter_on_the_device():
+    config = firms_config()
+    one = simulate(config, paths=30_000, seed=8, device="gpu", block_paths=30_000)
+    many = simulate(config, paths=30_000, seed=8, device="gpu", block_paths=4096)
+    for name in one.data_vars:
+        np.testing.assert_array_equal(one[name].values, many[name].values, err_msg=name)
+    assert one.attrs["device"].startswith("gpu:")
+
+
+def test_numpy_reference_runs_unchanged_on_cupy_arrays():
+    import cupy
+
+    config = firms_config()
+    reference = simulate_block(config, seed=12, start=0, stop=3000)
+    on_gpu = simulate_block(config, seed=12, start=0, stop=3000, xp=cupy)
+    assert_paths_agree(reference, {k: cupy.asnumpy(v) for k, v in on_gpu.items()}, rtol=1e-9)
+
+
+def test_float32_kernel_tracks_float64():
+    f64 = simulate_block_gpu(firms_config(), seed=1, start=0, stop=10_000)
+    f32 = simulate_block_gpu(firms_config("dtype=float32"), seed=1, start=0, stop=10_000)
+    np.testing.assert_allclose(f32["rental_price"], f64["rental_price"], rtol=1e-3)

@@ -1,0 +1,130 @@
+"""The CUDA kernel's arithmetic, without a GPU: the headers compiled as host C++ (driven
+through ctypes) against the numpy reference path by path, and the kernels compiled to PTX.
+Tests that need a compiler skip with the reason where none is found; GPU tests are marked
+`gpu` and live in test_gpu.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CONFIGS
+from helpers import firms_config, small_config
+
+from gpusim import load_config
+from gpusim.backends import host
+from gpusim.backends.packing import check_names, kernel_dir, layout, pack
+from gpusim.engine import INTEGER_OUTPUTS, simulate_block
+
+needs_cxx = pytest.mark.skipif(host.host_compiler() is None,
+                               reason="no C++ compiler (g++, c++, clang++ or $CXX) found")
+NVCC = shutil.which("nvcc")
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+
+DISCRETE = {*INTEGER_OUTPUTS}
+
+
+def assert_paths_agree(reference: dict, kernel: dict, rtol: float) -> None:
+    """Continuous outputs within rtol (relative to each variable's scale where values
+    cancel, e.g. EBITDA near zero); discrete outputs identical, path by path."""
+    assert set(reference) == set(kernel)
+    for name, expected in reference.items():
+        got = kernel[name]
+        assert got.shape == expected.shape, name
+        if name in DISCRETE:
+            mismatched = np.count_nonzero(got != expected)
+            assert mismatched == 0, f"{name}: {mismatched} values differ"
+            continue
+        scale = np.max(np.abs(expected)) if expected.size else 0.0
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * 1e-3 * scale,
+                                   err_msg=name)
+
+
+@needs_cxx
+@pytest.mark.parametrize(("counter", "key", "expected"), [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+])
+def test_host_philox_known_answers(counter, key, expected):
+    assert host.philox_host(counter, key) == expected
+
+
+@needs_cxx
+@pytest.mark.parametrize("make", [small_config, firms_config], ids=["market", "firms"])
+def test_host_kernel_equals_numpy_path_by_path(make):
+    config = make()
+    reference = simulate_block(config, seed=17, start=1000, stop=11_000)
+    kernel = host.simulate_block_host(config, seed=17, start=1000, stop=11_000)
+    assert_paths_agree(reference, kernel, rtol=1e-9)
+
+
+@needs_cxx
+def test_host_kernel_equals_numpy_on_the_base_scenario():
+    config = load_config(CONFIGS / "base.yaml")
+    reference = simulate_block(config, seed=2026, start=0, stop=10_000)
+    kernel = host.simulate_block_host(config, seed=2026, start=0, stop=10_000)
+    assert_paths_agree(reference, kernel, rtol=1e-9)
+
+
+@needs_cxx
+def test_host_kernel_cash_flows_equal_numpy():
+    config = firms_config()
+    reference = simulate_block(config, seed=3, start=0, stop=2000, record_flows=True)
+    kernel = host.simulate_block_host(config, seed=3, start=0, stop=2000, record_flows=True)
+    assert_paths_agree(reference, kernel, rtol=1e-9)
+
+
+@needs_cxx
+def test_host_kernel_float32_tracks_float64():
+    """float32 state arithmetic: prices within 1e-3 relative of float64 over 24 months."""
+    f64 = simulate_block(small_config(), seed=5, start=0, stop=2000)
+    f32 = host.simulate_block_host(small_config("dtype=float32"), seed=5, start=0, stop=2000)
+    assert f32["rental_price"].dtype == np.float32
+    np.testing.assert_allclose(f32["rental_price"], f64["rental_price"], rtol=1e-3)
+    np.testing.assert_allclose(f32["collateral_value"], f64["collateral_value"], rtol=1e-3)
+
+
+def test_kernel_output_names_match_the_engine():
+    check_names()
+
+
+def test_packed_layout_matches_the_header():
+    packed = pack(firms_config())
+    fields = layout()
+    assert packed.market.shape == (fields["MarketParam"]["MP_COUNT"],)
+    assert packed.firm_table.shape == (2, fields["FirmField"]["FT_COUNT"])
+    assert packed.contract_table.shape == (2, fields["ContractField"]["CT_COUNT"])
+    assert packed.facility_table.shape == (3, fields["FacilityField"]["FA_COUNT"])
+    secured = packed.facility_table[:, fields["FacilityField"]["FA_SECURED_MASK"]]
+    assert list(secured) == [1.0, 0.0, 0.0]  # ddtl is secured on contract 0
+
+
+@needs_nvcc
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_kernels_compile_to_ptx(tmp_path, arch):
+    out = tmp_path / f"gpusim-{arch}.ptx"
+    proc = subprocess.run(
+        [NVCC, "-ptx", f"-arch={arch}", "-std=c++14", str(kernel_dir() / "gpusim.cu"), "-o",
+         str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    ptx = out.read_text()
+    assert ".entry simulate_cube_f64" in ptx and ".entry simulate_cube_f32" in ptx
+
+
+def test_wheel_ships_the_kernels(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(root),
+                           "-w", str(tmp_path)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"could not build a wheel here: {proc.stderr[-300:]}")
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
+                   "philox.cuh", "common.cuh"):
+        assert f"gpusim/kernels/{source}" in names

@@ -204,18 +204,40 @@ def cmd_schema(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> None:
+    """Versions, devices, driver and CUDA versions, and whether the kernels compile."""
+    import shutil
+
+    import dask
     import numpy
     import xarray
     import zarr
 
+    from gpusim.backends.cuda import compile_check, cupy_or_none
+    from gpusim.backends.host import host_compiler
+
     console.print(f"gpusim {__version__}; python {platform.python_version()} on "
-                  f"{platform.machine()}; numpy {numpy.__version__}, xarray "
-                  f"{xarray.__version__}, zarr {zarr.__version__}")
-    try:
-        import cupy
-        console.print(f"cupy {cupy.__version__}")
-    except ImportError:
-        console.print("cupy: not installed (CPU only)")
+                  f"{platform.machine()} ({platform.processor() or platform.system()})")
+    console.print(f"numpy {numpy.__version__}, xarray {xarray.__version__}, zarr "
+                  f"{zarr.__version__}, dask {dask.__version__}")
+    console.print(f"host C++ compiler (kernel tests): {host_compiler() or 'none'}; "
+                  f"nvcc: {shutil.which('nvcc') or 'none'}")
+    cupy = cupy_or_none()
+    if cupy is None:
+        try:
+            import cupy as cp  # noqa: F401
+            console.print("cupy: installed, but no CUDA device is usable (CPU only)")
+        except ImportError:
+            console.print(escape("cupy: not installed (CPU only; pip install 'gpusim[cuda12]')"))
+        return
+    runtime = cupy.cuda.runtime
+    console.print(f"cupy {cupy.__version__}; CUDA driver {runtime.driverGetVersion()}, "
+                  f"runtime {runtime.runtimeGetVersion()}")
+    for i in range(runtime.getDeviceCount()):
+        props = runtime.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        console.print(f"device {i}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, "
+                      f"sm_{props['major']}{props['minor']}")
+    console.print(f"kernels compile: {compile_check()}")
 
 
 COMMANDS = {"run": cmd_run, "summary": cmd_summary, "validate": cmd_validate,

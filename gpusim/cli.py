@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -38,6 +39,28 @@ from gpusim.errors import InputError
 from gpusim.store import DEFAULT_BLOCK_PATHS, check_run, open_store, run
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class InterruptedRun(Exception):
+    """Ctrl-C during a run: exit 1 with a hint to resume."""
+
+
+def config_source(path: Path, overrides: Sequence[str]) -> str:
+    """The config as given: the file's text (and what it extends) plus the overrides."""
+    parts = [f"# {path}\n{path.read_text()}"]
+    text = parts[0]
+    seen = {path.resolve()}
+    while (match := re.search(r"^extends:\s*['\"]?([^'\"\s#]+)", text, flags=re.M)):
+        parent = (path.parent / match.group(1)).resolve()
+        if parent in seen or not parent.is_file():
+            break
+        seen.add(parent)
+        text = parent.read_text()
+        parts.append(f"# {parent.name}\n{text}")
+        path = parent
+    if overrides:
+        parts.append("# --set " + " --set ".join(overrides))
+    return "\n".join(parts)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. market.price.initial=2.2 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same config, seed and mode")
+    p.add_argument("--mode", default="cube", choices=["cube", "summary"],
+                   help="cube: every path and month; summary: quantile sketches per month "
+                        "plus exact default months and losses (default cube)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
                         "when CuPy and a device are present, else numpy")
@@ -106,12 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> None:
     config = load_config(args.config, args.overrides)
-    check_run(args.out, args.paths, args.seed, args.block_paths, args.overwrite, args.device)
+    check_run(args.out, args.paths, args.seed, args.block_paths, args.overwrite, args.device,
+              args.mode, args.resume)
+    source = config_source(args.config, args.overrides)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
-        out = run(config, out=args.out, paths=args.paths, seed=args.seed,
-                  block_paths=args.block_paths, overwrite=args.overwrite, device=args.device,
-                  on_block=lambda n: progress.advance(task, n))
+        try:
+            out = run(config, out=args.out, paths=args.paths, seed=args.seed,
+                      block_paths=args.block_paths, overwrite=args.overwrite,
+                      device=args.device, mode=args.mode, resume=args.resume,
+                      on_block=lambda n: progress.advance(task, n), source=source)
+        except KeyboardInterrupt:
+            raise InterruptedRun("interrupted; the blocks written so far are kept: continue "
+                                 "with the same command and --resume") from None
     if not args.quiet:
         console.print(f"wrote {out} ({args.paths} paths × {config.horizon_months} months)")
         ds = open_store(out)
@@ -253,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        errors.print("gpusim: interrupted")
+    except (KeyboardInterrupt, InterruptedRun) as err:
+        errors.print(f"gpusim: {err or 'interrupted'}", markup=False, highlight=False,
+                     soft_wrap=True)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 - the last line of defence: exit 1
         if os.environ.get("GPUSIM_DEBUG"):

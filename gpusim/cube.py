@@ -172,7 +172,7 @@ def simulate(
         for a, b in block_bounds(paths, block_paths)
     ]
     ds = xr.concat(blocks, dim="path") if len(blocks) > 1 else blocks[0]
-    ds.attrs = provenance(config, seed, paths, device_name)
+    ds.attrs = provenance(config, seed, paths, device_name) | {"mode": "cube"}
     return ds
 
 

@@ -1,24 +1,42 @@
-"""Writing runs to zarr v3 stores, block by block.
+"""Writing runs to zarr v3 stores, block by block, with exact resume.
 
-A store is laid out once (all variables, coordinates and attributes, no data) and then
-each block of paths is written into its own region. Chunks are (block_paths × all months)
-per variable, so every region write covers whole chunks: unaligned concurrent region
-writes can silently lose data in zarr, aligned ones cannot. Metadata is consolidated at
-the end so that `xr.open_zarr(store)` opens it in one read.
+Two modes:
+- **cube**: every per-path variable, chunked (block_paths × all months [× entities]) so
+  that every region write covers whole chunks (unaligned concurrent region writes can
+  silently lose data in zarr; aligned ones cannot);
+- **summary**: no per-path monthly data. Each monthly variable becomes a mergeable
+  quantile sketch per month (and firm or facility), see `gpusim.sketch`; default months
+  and per-facility losses are kept exactly per path (they are small), as are the counts
+  of LTV breaches and of bust-regime paths per month.
+
+A block counts as complete only once all it writes is written: cube mode then sets its
+entry in `_gpusim/blocks_done` (one chunk per block, so concurrent writers never share a
+chunk); summary mode records the blocks folded into its sketches in a checkpoint file
+replaced atomically. `run(..., resume=True)` recomputes just the other blocks. Because
+every block's numbers depend only on (seed, path) and sketches merge by integer addition,
+the finished store holds the same bits as an uninterrupted run. Metadata is consolidated
+at the end so that `xr.open_zarr(store)` opens it in one read.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
 import shutil
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
 
+from gpusim import sketch
 from gpusim.config import Config
 from gpusim.cube import (
     VARIABLES,
@@ -29,77 +47,237 @@ from gpusim.cube import (
     output_dtype,
     output_names,
     provenance,
+    to_path_major,
     variable_attrs,
 )
-from gpusim.engine import block_bounds
+from gpusim.engine import (
+    PATH_OUTPUTS,
+    block_bounds,
+)
 from gpusim.errors import InputError
 
 DEFAULT_BLOCK_PATHS = 16_384
+MODES = ("cube", "summary")
+CONTROL_GROUP = "_gpusim"
+CHECKPOINT = "_gpusim_checkpoint.npz"
+CHECKPOINT_SECONDS = 30.0
+"""Summary mode saves its sketches at most this often (and at the end)."""
+IDENTITY = ("config", "seed", "paths", "block_paths", "mode", "dtype", "months", "start")
+"""Attributes a resumed run must share with the store it continues."""
+
+FLAGS = ("regime", "ltv_breach", "defaulted")
+"""Monthly 0/1 variables: counted in summary mode, not sketched."""
 
 
-def _quiet_zarr() -> warnings.catch_warnings:
+@contextmanager
+def quiet_zarr() -> Iterator[None]:
     """Silence zarr's note that consolidated metadata is not yet in the v3 spec."""
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-    return ctx
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
 
 
-def check_output(out: Path, overwrite: bool) -> None:
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+def check_output(out: Path, overwrite: bool, resume: bool) -> None:
     """Refuse to touch an existing path unless asked, and never replace a non-store."""
+    if resume:
+        if not (out / "zarr.json").is_file():
+            raise InputError(f"--resume: {str(out)!r} is not a gpusim store to resume "
+                             "(start the run without --resume)")
+        return
     if not out.exists():
         return
     if not overwrite:
         raise InputError(
-            f"--out {str(out)!r} already exists; pass --overwrite to replace it "
-            "(or choose another path)"
-        )
+            f"--out {str(out)!r} already exists; pass --overwrite to replace it, --resume to "
+            "continue it, or choose another path")
     if not (out / "zarr.json").is_file():
         raise InputError(
             f"--out {str(out)!r} exists and is not a zarr store; refusing to replace it "
-            "even with --overwrite"
-        )
-
-
-def check_block_paths(block_paths: int) -> None:
-    if not isinstance(block_paths, int | np.integer) or block_paths < 1:
-        raise InputError(f"block_paths = {block_paths!r}: expected a positive integer")
+            "even with --overwrite")
 
 
 def check_run(out: str | Path, paths: int, seed: int, block_paths: int, overwrite: bool,
-              device: str) -> None:
+              device: str, mode: str = "cube", resume: bool = False) -> None:
     """Every check `run` makes before writing anything; raises InputError."""
     check_run_args(paths, seed, device)
-    check_block_paths(block_paths)
-    check_output(Path(out), overwrite)
+    if not isinstance(block_paths, int | np.integer) or block_paths < 1:
+        raise InputError(f"block_paths = {block_paths!r}: expected a positive integer")
+    if mode not in MODES:
+        raise InputError(f"mode = {mode!r}: expected one of {', '.join(MODES)}")
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite contradict each other; pass one of them")
+    check_output(Path(out), overwrite, resume)
 
 
-def create_layout(out: Path, config: Config, paths: int, seed: int, block_paths: int,
-                  device: str) -> None:
-    """Write the store's metadata and coordinates, with every data chunk still empty."""
-    sizes = {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
-             "facility": sum(len(f.facilities) for f in config.firms)}
-    block = min(block_paths, paths)
-    data_vars, encoding = {}, {}
+def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str
+                 ) -> dict[str, Any]:
+    attrs = provenance(config, seed, paths, "")
+    attrs |= {"block_paths": int(block_paths), "mode": mode}
+    return {key: attrs[key] for key in IDENTITY}
+
+
+def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """The store's attributes, after checking it is the same run; else InputError."""
+    with quiet_zarr():
+        attrs = dict(zarr.open_group(out, mode="r").attrs)
+    differs = [key for key in IDENTITY if attrs.get(key) != identity[key]]
+    if differs:
+        details = "; ".join(
+            f"{key}: store has {_short(attrs.get(key))}, this run {_short(identity[key])}"
+            for key in differs)
+        raise InputError(f"--resume: {out} was written by a different run ({details}); "
+                         "resume with the same config, seed, paths, block size and mode, "
+                         "or start a new store")
+    return attrs
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else f"a different value ({len(text)} characters)"
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+def _sizes(config: Config, paths: int) -> dict[str, int]:
+    return {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
+            "facility": sum(len(f.facilities) for f in config.firms),
+            "bucket": sketch.BUCKETS}
+
+
+def sketched(config: Config) -> list[str]:
+    """Monthly variables that summary mode keeps as sketches."""
+    return [name for name in output_names(config)
+            if name not in FLAGS and name not in PATH_OUTPUTS]
+
+
+def summary_variables(config: Config) -> dict[str, tuple[tuple[str, ...], str, dict]]:
+    """name → (dims, dtype, attrs) of a summary store's data variables."""
+    out: dict[str, tuple[tuple[str, ...], str, dict]] = {}
     for name in output_names(config):
         dims = VARIABLES[name].dims
+        if name in PATH_OUTPUTS:
+            out[name] = (dims, output_dtype(name, config), variable_attrs(name))
+        elif name not in FLAGS:
+            out[f"{name}_sketch"] = (
+                (*dims[1:], "bucket"), "int64",
+                {"units": "paths", "long_name": f"quantile sketch of {name} "
+                 f"({VARIABLES[name].units}): paths per bucket",
+                 "sketched_units": VARIABLES[name].units})
+    out["bust_count"] = (("month",), "int64",
+                         {"units": "paths", "long_name": "paths in the bust regime"})
+    if config.firms:
+        out["ltv_breach_count"] = (("month", "firm"), "int64",
+                                   {"units": "paths", "long_name": "paths with an LTV breach"})
+    return out
+
+
+def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs: dict,
+                  mode: str) -> None:
+    """Write the store's metadata and coordinates, every data chunk still empty."""
+    sizes = _sizes(config, paths)
+    block = min(block_paths, paths)
+    data_vars, encoding = {}, {}
+    if mode == "cube":
+        variables = {name: (VARIABLES[name].dims, output_dtype(name, config),
+                            variable_attrs(name)) for name in output_names(config)}
+    else:
+        variables = summary_variables(config)
+    for name, (dims, dtype, var_attrs) in variables.items():
         shape = tuple(sizes[d] for d in dims)
-        chunks = (block, *shape[1:])
-        data_vars[name] = (dims, da.zeros(shape, chunks=chunks, dtype=output_dtype(name, config)),
-                           variable_attrs(name))
+        chunks = (block, *shape[1:]) if dims[0] == "path" else shape
+        data_vars[name] = (dims, da.zeros(shape, chunks=chunks, dtype=dtype), var_attrs)
         encoding[name] = {"chunks": chunks}
     coords = cube_coords(config, np.arange(paths, dtype=np.int64))
-    template = xr.Dataset(data_vars, coords=coords, attrs=provenance(config, seed, paths, device))
+    if mode == "summary":
+        coords["bucket"] = ("bucket", sketch.representative(np.arange(sketch.BUCKETS)),
+                            {"long_name": "value a sketch bucket stands for",
+                             "relative_accuracy": sketch.ALPHA})
+    template = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     encoding["path"] = {"chunks": (paths,)}
     template.to_zarr(out, mode="w", compute=False, zarr_format=3, consolidated=False,
                      encoding=encoding)
+    n_blocks = len(range(0, paths, block_paths))
+    group = zarr.open_group(out, mode="r+")
+    group.create_group(CONTROL_GROUP).create_array(
+        "blocks_done", shape=(n_blocks,), chunks=(1,), dtype="int8", fill_value=0)
 
 
-def write_block(out: Path, ds: xr.Dataset, start: int, stop: int) -> None:
-    """Write one block's data into its (chunk-aligned) region of the store."""
+def write_region(out: Path, ds: xr.Dataset, start: int, stop: int) -> None:
+    """Write one block's per-path data into its (chunk-aligned) region of the store."""
     data = ds.drop_vars(list(ds.coords))  # coordinates are written once, with the layout
     data.to_zarr(out, region={"path": slice(start, stop)}, zarr_format=3, consolidated=False)
 
+
+def blocks_done(out: Path) -> np.ndarray:
+    with quiet_zarr():
+        return zarr.open_array(out / CONTROL_GROUP / "blocks_done", mode="r")[:].astype(bool)
+
+
+def mark_done(out: Path, blocks: list[int]) -> None:
+    array = zarr.open_array(out / CONTROL_GROUP / "blocks_done", mode="r+")
+    for b in blocks:
+        array[b] = 1
+
+
+# --- summary accumulation -------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    """Sketches and counts of the blocks folded in so far (their indices in `blocks`)."""
+
+    counts: dict[str, np.ndarray]
+    blocks: set[int] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls, config: Config) -> Summary:
+        sizes = _sizes(config, 0)
+        counts = {name: np.zeros(tuple(sizes[d] for d in dims), dtype=np.int64)
+                  for name, (dims, _, _) in summary_variables(config).items()
+                  if name not in PATH_OUTPUTS}
+        return cls(counts)
+
+    def add(self, block: int, arrays: dict[str, Any], xp: Any = np) -> None:
+        """Fold one block's engine outputs (month-major) into the sketches and counts."""
+        for name, counts in self.counts.items():
+            if name.endswith("_sketch"):
+                values = arrays[name.removesuffix("_sketch")]
+                partial = xp.zeros(counts.shape, dtype=xp.int64)
+                sketch.accumulate(partial, values, xp)
+                counts += _to_numpy(partial)
+        self.counts["bust_count"] += _to_numpy((arrays["regime"] == 1).sum(axis=-1))
+        if "ltv_breach_count" in self.counts:
+            self.counts["ltv_breach_count"] += _to_numpy(arrays["ltv_breach"].sum(axis=-1))
+        self.blocks.add(block)
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint atomically (a crash leaves the previous one whole)."""
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, __blocks__=np.array(sorted(self.blocks), np.int64),
+                                **self.counts)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, config: Config) -> Summary:
+        summary = cls.empty(config)
+        if path.is_file():
+            with np.load(path) as saved:
+                summary.counts = {k: saved[k] for k in summary.counts}
+                summary.blocks = set(int(b) for b in saved["__blocks__"])
+        return summary
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    return values.get() if hasattr(values, "get") else np.asarray(values)
+
+
+# --- the run --------------------------------------------------------------------------------
 
 def run(
     config: Config,
@@ -109,39 +287,90 @@ def run(
     block_paths: int = DEFAULT_BLOCK_PATHS,
     overwrite: bool = False,
     device: str = "cpu",
+    mode: str = "cube",
+    resume: bool = False,
     on_block: Callable[[int], None] | None = None,
+    source: str = "",
 ) -> Path:
-    """Simulate `paths` paths block by block and stream them into a zarr v3 store at `out`.
+    """Simulate `paths` paths block by block into a zarr v3 store at `out`.
 
-    Arguments are checked before anything is written. `on_block(n)` is called after each
-    block with the number of paths it held (for progress bars). Returns the store path.
+    Everything is checked before anything is written. `mode` is "cube" or "summary";
+    `resume=True` continues an interrupted run of the same config, seed, paths, block size
+    and mode. `on_block(n)` is called after each block with its path count (also for the
+    blocks a resumed run finds done). `source` is the config as given (file text and
+    overrides), kept in the store's provenance. Returns the store path.
     """
     out = Path(out)
-    check_run(out, paths, seed, block_paths, overwrite, device)
+    check_run(out, paths, seed, block_paths, overwrite, device, mode, resume)
+    identity = run_identity(config, seed, paths, block_paths, mode)
     simulate_block_on, device_name = block_simulator(config, device)
-    if out.exists():
-        shutil.rmtree(out)
-    ctx = _quiet_zarr()
-    try:
-        create_layout(out, config, paths, seed, block_paths, device_name)
-        for start, stop in block_bounds(paths, block_paths):
-            arrays = simulate_block_on(seed, start, stop)
-            write_block(out, block_dataset(arrays, start, config), start, stop)
-            if on_block is not None:
-                on_block(stop - start)
+    with quiet_zarr():
+        if resume:
+            attrs = check_resumable(out, identity)
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            attrs = provenance(config, seed, paths, device_name) | identity | {
+                "config_given": source, "run_started": now_iso()}
+            create_layout(out, config, paths, block_paths, attrs, mode)
+        bounds = list(block_bounds(paths, block_paths))
+        if mode == "cube":
+            _run_cube(out, config, bounds, simulate_block_on, seed, on_block)
+        else:
+            _run_summary(out, config, bounds, simulate_block_on, seed, on_block)
+        finished = {"run_finished": now_iso()}
+        if resume:
+            finished["resumed_on"] = device_name
+        zarr.open_group(out, mode="r+").attrs.update(finished)
         zarr.consolidate_metadata(str(out))
-    finally:
-        ctx.__exit__(None, None, None)
     return out
 
 
+def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
+              simulate_block_on: Callable, seed: int, on_block: Callable | None) -> None:
+    done = blocks_done(out)
+    for b, (start, stop) in enumerate(bounds):
+        if not done[b]:
+            arrays = simulate_block_on(seed, start, stop)
+            write_region(out, block_dataset(arrays, start, config), start, stop)
+            mark_done(out, [b])
+        if on_block is not None:
+            on_block(stop - start)
+
+
+def _run_summary(out: Path, config: Config, bounds: list[tuple[int, int]],
+                 simulate_block_on: Callable, seed: int, on_block: Callable | None) -> None:
+    checkpoint = out / CHECKPOINT
+    summary = Summary.load(checkpoint, config)
+    last_save = time.monotonic()
+    for b, (start, stop) in enumerate(bounds):
+        if b not in summary.blocks:
+            arrays = simulate_block_on(seed, start, stop)
+            per_path = xr.Dataset({
+                name: (VARIABLES[name].dims, to_path_major(arrays[name], VARIABLES[name].dims))
+                for name in PATH_OUTPUTS if name in output_names(config)})
+            if per_path.data_vars:
+                write_region(out, per_path, start, stop)
+            summary.add(b, arrays)
+            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
+                summary.save(checkpoint)
+                mark_done(out, sorted(summary.blocks))
+                last_save = time.monotonic()
+        if on_block is not None:
+            on_block(stop - start)
+    for name, counts in summary.counts.items():
+        zarr.open_array(out / name, mode="r+")[...] = counts
+    mark_done(out, sorted(summary.blocks))
+    checkpoint.unlink(missing_ok=True)
+
+
 def open_store(path: str | Path) -> xr.Dataset:
-    """Open a store written by `run` as a lazy, dask-backed Dataset."""
+    """Open a finished store written by `run` as a lazy, dask-backed Dataset."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise InputError(f"store {str(path)!r} is not a zarr store written by gpusim run")
-    ctx = _quiet_zarr()
-    try:
+    with quiet_zarr():
+        if "run_finished" not in zarr.open_group(path, mode="r").attrs:
+            raise InputError(f"store {str(path)!r} is incomplete (its run was interrupted); "
+                             "finish it with gpusim run ... --resume")
         return xr.open_zarr(path, consolidated=True)
-    finally:
-        ctx.__exit__(None, None, None)

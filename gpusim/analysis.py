@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gpusim import sketch
+
 HEADLINE_VARIABLES = ("rental_price", "collateral_value", "utilization", "token_demand")
 HEADLINE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HEADLINE_MONTHS = (12, 36)
@@ -17,20 +19,52 @@ def headline_months(ds: xr.Dataset) -> list[int]:
     return sorted({m for m in HEADLINE_MONTHS if m < last} | {last})
 
 
+def is_summary(ds: xr.Dataset) -> bool:
+    """Whether `ds` is a summary store (sketches) rather than a cube (every path)."""
+    return ds.attrs.get("mode") == "summary"
+
+
+def fan(ds: xr.Dataset, variable: str,
+        quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.DataArray:
+    """Quantiles over paths of a monthly variable, by month (and firm or facility).
+
+    On a cube: exact (numpy's linear interpolation), lazily on dask, loading one variable.
+    On a summary store: from its sketch, within the sketch's relative accuracy of the
+    `method="lower"` quantile (see gpusim.sketch).
+    """
+    q = list(quantiles)
+    if is_summary(ds):
+        name = f"{variable}_sketch"
+        if name not in ds:
+            raise KeyError(f"{variable!r} has no sketch in this summary store")
+        counts = ds[name]
+        values = sketch.quantiles(counts.values, q)
+        dims = (*counts.dims[:-1], "quantile")
+        out = xr.DataArray(values, dims=dims,
+                           coords={**{d: ds[d] for d in dims[:-1]}, "quantile": q})
+        out = out.transpose("quantile", *dims[:-1])
+        return out.rename(variable).assign_attrs(
+            units=counts.attrs.get("sketched_units", ""), long_name=variable,
+            relative_accuracy=sketch.ALPHA)
+    values = ds[variable]
+    if values.chunks is not None:
+        values = values.chunk({"path": -1})
+    return values.quantile(q, dim="path").assign_attrs(ds[variable].attrs)
+
+
 def headline(ds: xr.Dataset, quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.Dataset:
     """Quantiles over paths of the headline variables at the headline months.
 
-    Works lazily on a dask-backed cube: only the selected months are loaded, one
-    variable at a time.
+    Works lazily on a dask-backed cube (only the selected months are loaded, one variable
+    at a time) and directly on a summary store.
     """
     months = headline_months(ds)
     out = {}
     for name in HEADLINE_VARIABLES:
-        values = ds[name].isel(month=months)
-        if values.chunks is not None:
-            values = values.chunk({"path": -1})
-        q = values.quantile(list(quantiles), dim="path")
-        out[name] = q.compute().assign_attrs(ds[name].attrs)
+        if is_summary(ds):
+            out[name] = fan(ds, name, quantiles).isel(month=months)
+        else:
+            out[name] = fan(ds.isel(month=months), name, quantiles).compute()
     return xr.Dataset(out)
 
 
@@ -48,14 +82,24 @@ def format_value(value: float) -> str:
 # --- credit summaries ----------------------------------------------------------------------
 
 def default_curve(ds: xr.Dataset) -> xr.DataArray:
-    """Cumulative default probability by month and firm: the share of paths defaulted."""
-    return ds["defaulted"].mean("path").rename("default_probability").assign_attrs(
-        units="1", long_name="cumulative probability of default")
+    """Cumulative default probability by month and firm: the share of paths whose firm
+    has defaulted by that month (from the exact per-path default months)."""
+    month_index = xr.DataArray(np.arange(ds.sizes["month"]), dims="month",
+                               coords={"month": ds["month"]})
+    dm = ds["default_month"]
+    defaulted = (dm >= 0) & (dm <= month_index)
+    return defaulted.mean("path").transpose("month", "firm").rename(
+        "default_probability").assign_attrs(units="1",
+                                            long_name="cumulative probability of default")
 
 
 def ltv_breach_curve(ds: xr.Dataset) -> xr.DataArray:
     """Probability, by month and firm, that an LTV test fails that month."""
-    return ds["ltv_breach"].mean("path").rename("ltv_breach_probability").assign_attrs(
+    if is_summary(ds):
+        curve = ds["ltv_breach_count"] / ds.sizes["path"]
+    else:
+        curve = ds["ltv_breach"].mean("path")
+    return curve.transpose("month", "firm").rename("ltv_breach_probability").assign_attrs(
         units="1", long_name="probability of an LTV breach in the month")
 
 
@@ -98,3 +142,48 @@ def credit_summary(ds: xr.Dataset) -> xr.Dataset:
         "value_at_risk_99": value_at_risk(ds, 0.99).drop_vars("quantile"),
         "expected_shortfall_97_5": expected_shortfall(ds, 0.975),
     }).compute()
+
+
+@xr.register_dataset_accessor("gpusim")
+class GpusimAccessor:
+    """`ds.gpusim.<method>()` on an opened cube or summary store.
+
+    Lazy over dask on a cube; direct on a summary store; the same numbers as the
+    module-level functions of gpusim.analysis.
+    """
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self._ds = ds
+
+    @property
+    def mode(self) -> str:
+        return "summary" if is_summary(self._ds) else "cube"
+
+    def default_curve(self) -> xr.DataArray:
+        """Cumulative default probability by month and firm."""
+        return default_curve(self._ds)
+
+    def ltv_breach_curve(self) -> xr.DataArray:
+        """Probability of an LTV breach by month and firm."""
+        return ltv_breach_curve(self._ds)
+
+    def expected_loss(self) -> xr.DataArray:
+        """Mean lender loss over the run, per facility [USD]."""
+        return expected_loss(self._ds)
+
+    def var(self, q: float = 0.99) -> xr.DataArray:
+        """Value at risk: the q-quantile of the loss over the run, per facility [USD]."""
+        return value_at_risk(self._ds, q)
+
+    def es(self, q: float = 0.975) -> xr.DataArray:
+        """Expected shortfall: the mean of the worst (1 − q) losses, per facility [USD]."""
+        return expected_shortfall(self._ds, q)
+
+    def fan(self, variable: str,
+            quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.DataArray:
+        """Quantiles over paths of a monthly variable, by month (fan chart data)."""
+        return fan(self._ds, variable, quantiles)
+
+    def credit_summary(self) -> xr.Dataset:
+        """Default and LTV-breach curves, EL, 99% VaR and 97.5% ES in one Dataset."""
+        return credit_summary(self._ds)

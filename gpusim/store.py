@@ -60,8 +60,9 @@ DEFAULT_BLOCK_PATHS = 16_384
 MODES = ("cube", "summary")
 CONTROL_GROUP = "_gpusim"
 CHECKPOINT = "_gpusim_checkpoint.npz"
-CHECKPOINT_SECONDS = 30.0
-"""Summary mode saves its sketches at most this often (and at the end)."""
+CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
+"""Summary mode saves its sketches at most this often (and at the end); a killed summary
+run recomputes at most this many seconds of blocks when resumed."""
 IDENTITY = ("config", "seed", "paths", "block_paths", "mode", "dtype", "months", "start")
 """Attributes a resumed run must share with the store it continues."""
 
@@ -74,6 +75,7 @@ def quiet_zarr() -> Iterator[None]:
     """Silence zarr's note that consolidated metadata is not yet in the v3 spec."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr")
         yield
 
 

@@ -23,7 +23,8 @@ def test_the_issue_scenarios_are_shipped():
 def test_config_validates_and_runs(name):
     config = load_config(CONFIGS / name)
     ds = simulate(config, paths=200, seed=1)
-    assert ds.sizes == {"path": 200, "month": config.horizon_months}
+    assert (ds.sizes["path"], ds.sizes["month"]) == (200, config.horizon_months)
+    assert ("firm" in ds.sizes) == bool(config.firms)
     if name != "base.yaml":
         assert "extends: base.yaml" in (CONFIGS / name).read_text()
 

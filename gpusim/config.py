@@ -397,6 +397,16 @@ class Config(_Model):
     @model_validator(mode="after")
     def _firms_fit_the_horizon(self) -> Config:
         _unique([f.name for f in self.firms], "firms.name")
+        counterparties: dict[str, tuple[str, Counterparty]] = {}
+        for firm in self.firms:
+            for c in firm.contracts:
+                where = f"firm {firm.name!r}, contract {c.name!r}"
+                first = counterparties.setdefault(c.counterparty.name, (where, c.counterparty))
+                if first[1] != c.counterparty:
+                    raise ValueError(
+                        f"{where}: counterparty {c.counterparty.name!r} is described "
+                        f"differently than in {first[0]}; one counterparty has one insourcing "
+                        "month and one default hazard (it defaults once, for all its contracts)")
         _unique([x.name for f in self.firms for x in f.facilities], "facility names")
         start = month_number(self.start)
         last = start + self.horizon_months - 1

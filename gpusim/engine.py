@@ -113,12 +113,11 @@ def _step_firms(out: dict[str, Any], t: int, specs: tuple[firms.FirmSpec, ...],
                 states: list[firms.FirmState], now: firms.MarketNow, draws: Any,
                 xp: ModuleType, record_flows: bool) -> Any:
     """Advance every firm by month t, record its outputs; return the GPUs seized in total."""
-    seized, contract, facility = 0.0, 0, 0
+    seized, facility = 0.0, 0
     for i, (spec, state) in enumerate(zip(specs, states, strict=True)):
-        k = len(spec.contracts)
-        mine = draws[contract:contract + k]
-        result = firms.firm_month(spec, state, now, t, list(mine[:, 0]), list(mine[:, 1]), xp,
-                                  record_flows)
+        u_renew = [draws[c.stream, 0] for c in spec.contracts]
+        u_default = [draws[c.default_stream, 1] for c in spec.contracts]
+        result = firms.firm_month(spec, state, now, t, u_renew, u_default, xp, record_flows)
         for name in FIRM_OUTPUTS:
             out[name][t, i] = result[name]
         for j in range(len(spec.facilities)):
@@ -128,7 +127,6 @@ def _step_firms(out: dict[str, Any], t: int, specs: tuple[firms.FirmSpec, ...],
             for name, values in state.flows.items():
                 out[f"flow_{name}"][t, i] = values
         seized = seized + result["seized"]
-        contract += k
         facility += len(spec.facilities)
     return seized
 

@@ -76,10 +76,12 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       const double* ft = fi.firm_table + f * FT_COUNT;
       int c0 = (int)ft[FT_CONTRACT0], nc = (int)ft[FT_N_CONTRACTS];
       R u_renew[MAX_CONTRACTS], u_default[MAX_CONTRACTS];
-      for (int k = 0; k < nc; ++k) {
+      for (int k = 0; k < nc; ++k) {  // renewal: own stream; default: counterparty's
         double uni[2];
         contract_draws(seed, path, (u32)t, c0 + k, uni);
         u_renew[k] = (R)uni[0];
+        contract_draws(seed, path, (u32)t,
+                       (int)fi.contract_table[(c0 + k) * CT_COUNT + CT_DEFAULT_STREAM], uni);
         u_default[k] = (R)uni[1];
       }
       FirmMonth<R> r = firm_month(fs, fi, f, now, t, u_renew, u_default);

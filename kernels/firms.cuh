@@ -192,7 +192,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     R call = to_post - s.posted[j];  // negative: cash released back to the firm
     s.posted[j] = to_post;
     breach = breach || over;
-    if (fa[FA_PLEDGED] > 0.0) {
+    if (fa[FA_PLEDGED] > 0.0 && isfinite(fa[FA_MAX_LTV])) {
       pledged_value_sum = pledged_value_sum + collateral;
       pledged_balance_sum = pledged_balance_sum + b;
     }

@@ -30,7 +30,7 @@ enum FirmField {
 // One row per contract (all firms, config order): `contract_table`.
 enum ContractField {
   CT_GPUS, CT_PRICE, CT_START, CT_END, CT_P0, CT_THETA, CT_PREMIUM, CT_TERM, CT_INSOURCE,
-  CT_P_INSOURCE, CT_HAZARD_BOOM, CT_HAZARD_BUST, CT_STREAM, CT_COUNT
+  CT_P_INSOURCE, CT_HAZARD_BOOM, CT_HAZARD_BUST, CT_STREAM, CT_DEFAULT_STREAM, CT_COUNT
 };
 
 // One row per facility (firms in order, seniority order within a firm): `facility_table`.

@@ -7,7 +7,7 @@
 //
 // Slot 0: eps demand, growth, price, collateral; slot 1: eps rate, spread, U_regime,
 // U_shock; slot FIRM_SLOT0 + c / 2: contract c's (U_renewal, U_default) in words
-// (0, 1) if c is even, (2, 3) if odd.
+// (0, 1) if c is even, (2, 3) if odd (a counterparty's default uses its first contract's).
 #pragma once
 #include "common.cuh"
 

@@ -190,7 +190,7 @@ def test_lower_starting_price_never_lowers_default_probability():
 def test_renewal_frequency_matches_p(t, spot, expected):
     contract = firms.ContractSpec(
         gpus=10, price=4.0, start=-1, end=t - 1, p0=0.8, theta=1.5, premium=0.05, term=12,
-        insource_month=8, p_insource=0.15, hazard=(0.0, 0.0), stream=0)
+        insource_month=8, p_insource=0.15, hazard=(0.0, 0.0), stream=0, default_stream=0)
     spec = firms.FirmSpec(name="f", gpus=10, cost_per_gpu_hour=0, overhead=0,
                           capex=np.zeros(12), opening_cash=0, haircut=0,
                           contracts=(contract,), facilities=())
@@ -211,7 +211,7 @@ def test_renewal_frequency_matches_p(t, spot, expected):
 def test_counterparty_default_frequency_by_regime():
     contract = firms.ContractSpec(
         gpus=10, price=4.0, start=-1, end=100, p0=1, theta=0, premium=0, term=12,
-        insource_month=firms.NEVER, p_insource=0, hazard=(0.01, 0.2), stream=0)
+        insource_month=firms.NEVER, p_insource=0, hazard=(0.01, 0.2), stream=0, default_stream=0)
     spec = firms.FirmSpec(name="f", gpus=10, cost_per_gpu_hour=0, overhead=0,
                           capex=np.zeros(12), opening_cash=0, haircut=0,
                           contracts=(contract,), facilities=())
@@ -262,3 +262,33 @@ def test_cube_has_firm_and_facility_coordinates():
 def test_market_params_unchanged_by_firms():
     assert market_params(firms_config()).k0 == market_params(
         config_from_dict(SMALL)).k0
+
+
+def test_a_counterparty_defaults_once_for_all_its_contracts():
+    """Two lessors renting to one counterparty lose it in the same month on every path."""
+    shared = {"name": "bigco", "default_hazard": {"boom": 0.05, "bust": 0.05}}
+
+    def renter(name: str, gpus: float, price: float) -> dict:
+        return {"name": name, "opening_cash": 1e12,
+                "fleet": {"gpus": gpus, "kw_per_gpu": 1, "power_price": 0.1,
+                          "opex_per_gpu_hour": 0.1, "overhead_per_month": 0},
+                "contracts": [{"name": f"{name}_bigco", "gpus": gpus, "price": price,
+                               "end": "2031-01", "renewal": {"p0": 1, "theta": 0},
+                               "counterparty": shared}]}
+
+    raw = apply_overrides(SMALL, [])
+    raw["firms"] = [renter("a", 1000, 2.2), renter("b", 300, 2.5)]
+    config = config_from_dict(raw)
+    specs = firms.firm_specs(config)
+    assert specs[1].contracts[0].default_stream == specs[0].contracts[0].stream == 0
+    out = simulate_block(config, seed=2, start=0, stop=3000)
+    revenue = out["revenue"]  # (months, firms, paths): the whole fleet is under contract
+    still_a = revenue[:, 0] == 1000 * 2.2 * HOURS
+    still_b = revenue[:, 1] == 300 * 2.5 * HOURS
+    assert (~still_a).any() and still_a.any()
+    np.testing.assert_array_equal(still_a, still_b)
+
+
+def test_inconsistent_counterparty_is_rejected():
+    with pytest.raises(InputError, match="counterparty 'bigco' is described differently"):
+        firms_config("firms.0.contracts.1.counterparty.name=bigco")

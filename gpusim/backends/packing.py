@@ -136,6 +136,7 @@ def pack_firms(specs: tuple[FirmSpec, ...], months: int) -> tuple[np.ndarray, ..
             "THETA": c.theta, "PREMIUM": c.premium, "TERM": c.term,
             "INSOURCE": c.insource_month, "P_INSOURCE": c.p_insource,
             "HAZARD_BOOM": c.hazard[0], "HAZARD_BUST": c.hazard[1], "STREAM": c.stream,
+            "DEFAULT_STREAM": c.default_stream,
         } for c in spec.contracts]
         facilities += [{
             "BALANCE": f.balance, "UNDRAWN": f.undrawn, "FLOATING": f.floating,

@@ -7,8 +7,10 @@ market of that month, in MODEL.md's order:
 
 1. contracts: a contract whose term ended last month renews with p = clip(p0·(P/price)^θ,
    0, 1) (p_insource once its counterparty insources) at P·(1+premium), or lapses; an
-   active contract's counterparty defaults with its regime's monthly hazard. Lapsed and
-   defaulted contracts' GPUs join the spot pool for good;
+   active contract's counterparty defaults with its regime's monthly hazard, drawn once per
+   counterparty (the uniform of its first contract), so a counterparty that defaults ends
+   all its contracts, with every lessor, in the same month. Lapsed and defaulted
+   contracts' GPUs join the spot pool for good;
 2. revenue = contracted GPUs × price × hours + spot GPUs × P × u × hours;
    operating cost = GPUs × (kW × hours × power price + opex × hours) + overhead;
 3. cash += revenue − operating cost − capex + draws (draws capped by the undrawn amount);
@@ -70,7 +72,8 @@ class ContractSpec:
     insource_month: int
     p_insource: float
     hazard: tuple[float, float]  # (boom, bust) per month
-    stream: int  # global contract index: its uniforms are slot 2 + stream // 2
+    stream: int  # global contract index: its renewal uniform is stream's first
+    default_stream: int  # first contract of the same counterparty: its default uniform
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def firm_specs(config: Config) -> tuple[FirmSpec, ...]:
     """Every configured firm as a FirmSpec; contracts numbered globally for their streams."""
     start, months = month_number(config.start), config.horizon_months
     specs, stream = [], 0
+    first_of: dict[str, int] = {}  # counterparty → global index of its first contract
     for firm in config.firms:
         contracts = []
         for c in firm.contracts:
@@ -145,6 +149,7 @@ def firm_specs(config: Config) -> tuple[FirmSpec, ...]:
                 p_insource=cp.p_insource,
                 hazard=(cp.default_hazard.boom, cp.default_hazard.bust),
                 stream=stream,
+                default_stream=first_of.setdefault(cp.name, stream),
             ))
             stream += 1
         names = [c.name for c in firm.contracts]
@@ -333,7 +338,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
         call = to_post - s.posted[j]  # negative: cash released back to the firm
         s.posted[j] = xp.where(alive, to_post, s.posted[j])
         breach = breach | over
-        if f.pledged_share > 0:
+        if f.pledged_share > 0 and math.isfinite(f.max_ltv):
             pledged_value_sum = pledged_value_sum + collateral
             pledged_balance_sum = pledged_balance_sum + b
         required = xp.maximum(required, xp.where(b > 0, f.min_liquidity, 0.0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,19 +165,40 @@ def simulate(
     The result does not depend on `block_paths`, which only bounds the working memory.
     """
     check_run_args(paths, seed, device)
-    simulate_block_on, device_name = block_simulator(config, device)
+    simulator = block_simulator(config, device)
     blocks = [
-        block_dataset(simulate_block_on(seed, a, b), a, config)
+        block_dataset(simulator(seed, a, b), a, config)
         for a, b in block_bounds(paths, block_paths)
     ]
     ds = xr.concat(blocks, dim="path") if len(blocks) > 1 else blocks[0]
-    ds.attrs = provenance(config, seed, paths, device_name) | {"mode": "cube"}
+    ds.attrs = provenance(config, seed, paths, simulator.device_name) | {"mode": "cube"}
     return ds
 
 
-def block_simulator(config: Config, device: str) -> tuple[Callable[[int, int, int], dict],
-                                                            str]:
-    """A function (seed, start, stop) → block outputs on the resolved device, and its name.
+@dataclass
+class BlockSimulator:
+    """Simulates blocks of paths on the resolved device: numpy on the CPU, the fused kernel
+    on a GPU. `xp` is the array namespace of on-device results (numpy or cupy)."""
+
+    config: Config
+    device: str  # "cpu" or "gpu"
+    device_name: str
+    xp: Any
+
+    def __call__(self, seed: int, start: int, stop: int, on_device: bool = False) -> dict:
+        """Engine outputs of paths [start, stop), as numpy arrays unless `on_device`."""
+        if self.device == "gpu":
+            from gpusim.backends import cuda
+
+            return cuda.simulate_block_gpu(self.config, seed, start, stop, to_host=not on_device)
+        return simulate_block(self.config, seed, start, stop, params=self._params)
+
+    def __post_init__(self) -> None:
+        self._params = market_params(self.config)
+
+
+def block_simulator(config: Config, device: str) -> BlockSimulator:
+    """The block simulator for a requested device ('cpu', 'gpu' or 'auto').
 
     'cpu' runs the numpy reference; 'gpu' the fused CUDA kernel; 'auto' the kernel when
     CuPy and a device are present, else numpy (with a one-line notice).
@@ -190,6 +210,5 @@ def block_simulator(config: Config, device: str) -> tuple[Callable[[int, int, in
 
         name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
         label = f"gpu:{name.decode() if isinstance(name, bytes) else name}"
-        return (lambda seed, a, b: cuda.simulate_block_gpu(config, seed, a, b)), label
-    params = market_params(config)
-    return (lambda seed, a, b: simulate_block(config, seed, a, b, params=params)), "cpu"
+        return BlockSimulator(config, "gpu", label, cupy)
+    return BlockSimulator(config, "cpu", "cpu", np)

@@ -43,6 +43,7 @@ from gpusim import sketch
 from gpusim.config import Config
 from gpusim.cube import (
     VARIABLES,
+    BlockSimulator,
     block_dataset,
     block_simulator,
     check_run_args,
@@ -314,7 +315,8 @@ def run(
     out = Path(out)
     check_run(out, paths, seed, block_paths, overwrite, device, mode, resume)
     identity = run_identity(config, seed, paths, block_paths, mode)
-    simulate_block_on, device_name = block_simulator(config, device)
+    simulator = block_simulator(config, device)
+    device_name = simulator.device_name
     with quiet_zarr():
         if resume:
             attrs = check_resumable(out, identity)
@@ -326,9 +328,9 @@ def run(
             create_layout(out, config, paths, block_paths, attrs, mode)
         bounds = list(block_bounds(paths, block_paths))
         if mode == "cube":
-            _run_cube(out, config, bounds, simulate_block_on, seed, on_block)
+            _run_cube(out, config, bounds, simulator, seed, on_block)
         else:
-            _run_summary(out, config, bounds, simulate_block_on, seed, on_block)
+            _run_summary(out, config, bounds, simulator, seed, on_block)
         finished = {"run_finished": now_iso()}
         if resume:
             finished["resumed_on"] = device_name
@@ -338,7 +340,7 @@ def run(
 
 
 def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
-              simulate_block_on: Callable, seed: int, on_block: Callable | None) -> None:
+              simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
     """Compute blocks in this thread while WRITERS threads compress and write earlier ones.
 
     At most WRITERS blocks wait to be written, so host memory stays bounded by a few
@@ -364,7 +366,7 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
                 if on_block is not None:
                     on_block(stop - start)
                 continue
-            ds = block_dataset(simulate_block_on(seed, start, stop), start, config)
+            ds = block_dataset(simulator(seed, start, stop), start, config)
             while len(pending) >= WRITERS:
                 finish_one()
             pending.append((pool.submit(write, b, ds, start, stop), stop - start))
@@ -373,19 +375,22 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
 
 
 def _run_summary(out: Path, config: Config, bounds: list[tuple[int, int]],
-                 simulate_block_on: Callable, seed: int, on_block: Callable | None) -> None:
+                 simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
+    """Fold blocks into sketches; on a GPU the sketches are built on the device and only
+    counts and the per-path default months and losses come back to the host."""
     checkpoint = out / CHECKPOINT
     summary = Summary.load(checkpoint, config)
     last_save = time.monotonic()
     for b, (start, stop) in enumerate(bounds):
         if b not in summary.blocks:
-            arrays = simulate_block_on(seed, start, stop)
+            arrays = simulator(seed, start, stop, on_device=True)
             per_path = xr.Dataset({
-                name: (VARIABLES[name].dims, to_path_major(arrays[name], VARIABLES[name].dims))
+                name: (VARIABLES[name].dims,
+                       to_path_major(_to_numpy(arrays[name]), VARIABLES[name].dims))
                 for name in PATH_OUTPUTS if name in output_names(config)})
             if per_path.data_vars:
                 write_region(out, per_path, start, stop)
-            summary.add(b, arrays)
+            summary.add(b, arrays, simulator.xp)
             if time.monotonic() - last_save > CHECKPOINT_SECONDS:
                 summary.save(checkpoint)
                 mark_done(out, sorted(summary.blocks))

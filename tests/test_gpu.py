@@ -59,3 +59,19 @@ def test_float32_kernel_tracks_float64():
     f64 = simulate_block_gpu(firms_config(), seed=1, start=0, stop=10_000)
     f32 = simulate_block_gpu(firms_config("dtype=float32"), seed=1, start=0, stop=10_000)
     np.testing.assert_allclose(f32["rental_price"], f64["rental_price"], rtol=1e-3)
+
+
+def test_summary_mode_on_the_device_matches_the_cpu(tmp_path):
+    from gpusim import run
+    from gpusim.store import open_store
+
+    config = firms_config()
+    cpu = open_store(run(config, tmp_path / "cpu.zarr", paths=20_000, seed=3, mode="summary",
+                         device="cpu"))
+    gpu = open_store(run(config, tmp_path / "gpu.zarr", paths=20_000, seed=3, mode="summary",
+                         device="gpu"))
+    np.testing.assert_array_equal(cpu.default_month, gpu.default_month)
+    np.testing.assert_allclose(cpu.loss_total, gpu.loss_total, rtol=1e-9)
+    q = (0.05, 0.5, 0.95)
+    np.testing.assert_allclose(gpu.gpusim.fan("rental_price", q),
+                               cpu.gpusim.fan("rental_price", q), rtol=0.021)

@@ -43,8 +43,11 @@ def fan(ds: xr.Dataset, variable: str,
         out = xr.DataArray(values, dims=dims,
                            coords={**{d: ds[d] for d in dims[:-1]}, "quantile": q})
         out = out.transpose("quantile", *dims[:-1])
+        from gpusim.cube import VARIABLES
+
         return out.rename(variable).assign_attrs(
-            units=counts.attrs.get("sketched_units", ""), long_name=variable,
+            units=counts.attrs.get("sketched_units", ""),
+            long_name=VARIABLES[variable].long_name if variable in VARIABLES else variable,
             relative_accuracy=sketch.ALPHA)
     values = ds[variable]
     if values.chunks is not None:
@@ -114,8 +117,9 @@ def value_at_risk(ds: xr.Dataset, q: float = 0.99) -> xr.DataArray:
     losses = ds["loss_total"]
     if losses.chunks is not None:
         losses = losses.chunk({"path": -1})
-    return losses.quantile(q, dim="path").rename("value_at_risk").assign_attrs(
-        units="USD", long_name=f"{q:.1%} value at risk of the loss over the run")
+    var = losses.quantile(q, dim="path").drop_vars("quantile").rename("value_at_risk")
+    return var.assign_attrs(units="USD",
+                            long_name=f"{q:.1%} value at risk of the loss over the run")
 
 
 def expected_shortfall(ds: xr.Dataset, q: float = 0.975) -> xr.DataArray:
@@ -127,7 +131,8 @@ def expected_shortfall(ds: xr.Dataset, q: float = 0.975) -> xr.DataArray:
     n = losses.shape[1]
     k = max(1, int(np.ceil(n * (1 - q) - 1e-9)))
     tail = np.sort(losses, axis=1)[:, n - k:]
-    return xr.DataArray(tail.mean(axis=1), coords={"facility": ds["facility"]},
+    coords = {name: c for name, c in ds["loss_total"].coords.items() if c.dims == ("facility",)}
+    return xr.DataArray(tail.mean(axis=1), coords=coords,
                         dims=["facility"], name="expected_shortfall",
                         attrs={"units": "USD",
                                "long_name": f"{q:.1%} expected shortfall of the loss"})
@@ -139,7 +144,7 @@ def credit_summary(ds: xr.Dataset) -> xr.Dataset:
         "default_probability": default_curve(ds),
         "ltv_breach_probability": ltv_breach_curve(ds),
         "expected_loss": expected_loss(ds),
-        "value_at_risk_99": value_at_risk(ds, 0.99).drop_vars("quantile"),
+        "value_at_risk_99": value_at_risk(ds, 0.99),
         "expected_shortfall_97_5": expected_shortfall(ds, 0.975),
     }).compute()
 

@@ -34,6 +34,7 @@ from rich.text import Text
 
 from gpusim import __version__
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
+from gpusim.cluster import check_cluster_options
 from gpusim.config import Config, load_config
 from gpusim.errors import InputError
 from gpusim.store import DEFAULT_BLOCK_PATHS, check_run, open_store, run
@@ -118,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
                         "when CuPy and a device are present, else numpy")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    cluster = p.add_argument_group("cluster (dask.distributed; default: in-process)")
+    cluster.add_argument("--workers", type=count, default=None, metavar="N",
+                         help="start a local cluster of N worker processes")
+    cluster.add_argument("--cuda-workers", action="store_true",
+                         help="start dask-cuda's LocalCUDACluster: one worker per GPU")
+    cluster.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="use an existing cluster, e.g. tcp://10.0.0.5:8786")
 
     p = sub.add_parser("summary", help="print the headline quantiles of a store")
     p.add_argument("store", type=Path)
@@ -126,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--print", dest="show", action="store_true", help="print the resolved YAML")
+
+    p = sub.add_parser("report", help="write an HTML report (figures and credit tables)")
+    p.add_argument("store", type=Path, help="a store written by gpusim run")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for index.html and the PNG figures")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out folder, replacing files of the same "
+                        "names (nothing else in it is deleted)")
 
     sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
     sub.add_parser("info", help="print versions and devices")
@@ -136,6 +152,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
     config = load_config(args.config, args.overrides)
     check_run(args.out, args.paths, args.seed, args.block_paths, args.overwrite, args.device,
               args.mode, args.resume)
+    check_cluster_options(args.workers, args.cuda_workers, args.scheduler)
     source = config_source(args.config, args.overrides)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
@@ -143,7 +160,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
             out = run(config, out=args.out, paths=args.paths, seed=args.seed,
                       block_paths=args.block_paths, overwrite=args.overwrite,
                       device=args.device, mode=args.mode, resume=args.resume,
-                      on_block=lambda n: progress.advance(task, n), source=source)
+                      on_block=lambda n: progress.advance(task, n), source=source,
+                      workers=args.workers, cuda_workers=args.cuda_workers,
+                      scheduler=args.scheduler)
         except KeyboardInterrupt:
             raise InterruptedRun("interrupted; the blocks written so far are kept: continue "
                                  "with the same command and --resume") from None
@@ -224,6 +243,21 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     print_credit_summary(ds, console)
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> None:
+    """Write the report of a store; refuses a non-empty --out unless --overwrite."""
+    from gpusim.report import write_report  # matplotlib only loads for this command
+
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} exists and is not a folder; choose a folder "
+                         "for the report")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(f"--out {str(out)!r} is a non-empty folder; pass --overwrite to write "
+                         "the report into it anyway, or choose an empty or new folder")
+    index = write_report(open_store(args.store), out)
+    console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)
+
+
 def cmd_validate(args: argparse.Namespace, console: Console) -> None:
     from gpusim.config import config_to_yaml
 
@@ -275,8 +309,8 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     console.print(f"kernels compile: {compile_check()}")
 
 
-COMMANDS = {"run": cmd_run, "summary": cmd_summary, "validate": cmd_validate,
-            "schema": cmd_schema, "info": cmd_info}
+COMMANDS = {"run": cmd_run, "summary": cmd_summary, "report": cmd_report,
+            "validate": cmd_validate, "schema": cmd_schema, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,8 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from gpusim import sketch
+from gpusim import cluster, sketch
+from gpusim.cluster import cluster_client
 from gpusim.config import Config
 from gpusim.cube import (
     VARIABLES,
@@ -245,6 +246,7 @@ class Summary:
 
     counts: dict[str, np.ndarray]
     blocks: set[int] = field(default_factory=set)
+    _saved_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def empty(cls, config: Config) -> Summary:
@@ -254,18 +256,27 @@ class Summary:
                   if name not in PATH_OUTPUTS}
         return cls(counts)
 
-    def add(self, block: int, arrays: dict[str, Any], xp: Any = np) -> None:
-        """Fold one block's engine outputs (month-major) into the sketches and counts."""
-        for name, counts in self.counts.items():
-            if name.endswith("_sketch"):
-                values = arrays[name.removesuffix("_sketch")]
-                partial = xp.zeros(counts.shape, dtype=xp.int64)
-                sketch.accumulate(partial, values, xp)
-                counts += _to_numpy(partial)
-        self.counts["bust_count"] += _to_numpy((arrays["regime"] == 1).sum(axis=-1))
-        if "ltv_breach_count" in self.counts:
-            self.counts["ltv_breach_count"] += _to_numpy(arrays["ltv_breach"].sum(axis=-1))
+    def add(self, block: int, counts: dict[str, SparseCounts]) -> None:
+        """Fold one block's counts (from `block_counts`) in; a block is folded in once."""
+        if block in self.blocks:
+            return
+        for name, (index, values) in counts.items():
+            np.add.at(self.counts[name].reshape(-1), index, values)
         self.blocks.add(block)
+
+    def checkpoint_if_due(self, out: Path) -> None:
+        """Save the sketches (and mark their blocks done) if CHECKPOINT_SECONDS have passed."""
+        if time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
+            self.save(out / CHECKPOINT)
+            mark_done(out, sorted(self.blocks))
+            self._saved_at = time.monotonic()
+
+    def finish(self, out: Path) -> None:
+        """Write the sketches and counts into the store, mark every block done."""
+        for name, counts in self.counts.items():
+            zarr.open_array(out / name, mode="r+")[...] = counts
+        mark_done(out, sorted(self.blocks))
+        (out / CHECKPOINT).unlink(missing_ok=True)
 
     def save(self, path: Path) -> None:
         """Write a checkpoint atomically (a crash leaves the previous one whole)."""
@@ -285,8 +296,55 @@ class Summary:
         return summary
 
 
+SparseCounts = tuple[np.ndarray, np.ndarray]
+"""(flat indices, counts) of the nonzero entries of a count array: what a block's sketch
+costs to ship from a worker (a dense one is ~6,000 buckets per month and series)."""
+
+
+def block_counts(config: Config, arrays: dict[str, Any], xp: Any = np
+                 ) -> dict[str, SparseCounts]:
+    """One block's sketches and counts, sparse, from its engine outputs (month-major)."""
+    sizes = _sizes(config, 0)
+    out = {}
+    for name, (dims, _, _) in summary_variables(config).items():
+        if name in PATH_OUTPUTS:
+            continue
+        if name.endswith("_sketch"):
+            dense = xp.zeros(tuple(sizes[d] for d in dims), dtype=xp.int64)
+            sketch.accumulate(dense, arrays[name.removesuffix("_sketch")], xp)
+        elif name == "bust_count":
+            dense = (arrays["regime"] == 1).sum(axis=-1)
+        else:  # ltv_breach_count
+            dense = arrays["ltv_breach"].sum(axis=-1)
+        dense = _to_numpy(dense).astype(np.int64).reshape(-1)
+        index = np.flatnonzero(dense)
+        out[name] = (index, dense[index])
+    return out
+
+
 def _to_numpy(values: Any) -> np.ndarray:
     return values.get() if hasattr(values, "get") else np.asarray(values)
+
+
+# --- one block: what a worker does ---------------------------------------------------------
+
+def cube_block(out: Path, config: Config, simulator: BlockSimulator, seed: int, start: int,
+               stop: int) -> xr.Dataset:
+    """Simulate one block for a cube (the write happens where the caller chooses)."""
+    return block_dataset(simulator(seed, start, stop), start, config)
+
+
+def summary_block(out: Path, config: Config, simulator: BlockSimulator, seed: int, start: int,
+                  stop: int) -> dict[str, SparseCounts]:
+    """Simulate one block for a summary store: write its exact per-path variables, return
+    its sketches and counts. On a GPU the sketches are built on the device."""
+    arrays = simulator(seed, start, stop, on_device=True)
+    per_path = xr.Dataset({
+        name: (VARIABLES[name].dims, to_path_major(_to_numpy(arrays[name]), VARIABLES[name].dims))
+        for name in PATH_OUTPUTS if name in output_names(config)})
+    if per_path.data_vars:
+        write_region(out, per_path, start, stop)
+    return block_counts(config, arrays, simulator.xp)
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -303,6 +361,9 @@ def run(
     resume: bool = False,
     on_block: Callable[[int], None] | None = None,
     source: str = "",
+    workers: int | None = None,
+    cuda_workers: bool = False,
+    scheduler: str | None = None,
 ) -> Path:
     """Simulate `paths` paths block by block into a zarr v3 store at `out`.
 
@@ -310,14 +371,17 @@ def run(
     `resume=True` continues an interrupted run of the same config, seed, paths, block size
     and mode. `on_block(n)` is called after each block with its path count (also for the
     blocks a resumed run finds done). `source` is the config as given (file text and
-    overrides), kept in the store's provenance. Returns the store path.
+    overrides), kept in the store's provenance. `workers`, `cuda_workers` or `scheduler`
+    run the blocks as tasks on a dask.distributed cluster (see gpusim.cluster) with the same
+    result. Returns the store path.
     """
     out = Path(out)
     check_run(out, paths, seed, block_paths, overwrite, device, mode, resume)
     identity = run_identity(config, seed, paths, block_paths, mode)
-    simulator = block_simulator(config, device)
-    device_name = simulator.device_name
-    with quiet_zarr():
+    with cluster_client(workers, cuda_workers, scheduler) as client, quiet_zarr():
+        simulator = None if client else block_simulator(config, device)
+        device_name = (cluster.worker_devices(client, config, device) if client
+                       else simulator.device_name)
         if resume:
             attrs = check_resumable(out, identity)
         else:
@@ -327,7 +391,9 @@ def run(
                 "config_given": source, "run_started": now_iso()}
             create_layout(out, config, paths, block_paths, attrs, mode)
         bounds = list(block_bounds(paths, block_paths))
-        if mode == "cube":
+        if client is not None:
+            cluster.run_blocks(client, out, config, bounds, seed, device, mode, on_block)
+        elif mode == "cube":
             _run_cube(out, config, bounds, simulator, seed, on_block)
         else:
             _run_summary(out, config, bounds, simulator, seed, on_block)
@@ -366,7 +432,7 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
                 if on_block is not None:
                     on_block(stop - start)
                 continue
-            ds = block_dataset(simulator(seed, start, stop), start, config)
+            ds = cube_block(out, config, simulator, seed, start, stop)
             while len(pending) >= WRITERS:
                 finish_one()
             pending.append((pool.submit(write, b, ds, start, stop), stop - start))
@@ -378,29 +444,14 @@ def _run_summary(out: Path, config: Config, bounds: list[tuple[int, int]],
                  simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
     """Fold blocks into sketches; on a GPU the sketches are built on the device and only
     counts and the per-path default months and losses come back to the host."""
-    checkpoint = out / CHECKPOINT
-    summary = Summary.load(checkpoint, config)
-    last_save = time.monotonic()
+    summary = Summary.load(out / CHECKPOINT, config)
     for b, (start, stop) in enumerate(bounds):
         if b not in summary.blocks:
-            arrays = simulator(seed, start, stop, on_device=True)
-            per_path = xr.Dataset({
-                name: (VARIABLES[name].dims,
-                       to_path_major(_to_numpy(arrays[name]), VARIABLES[name].dims))
-                for name in PATH_OUTPUTS if name in output_names(config)})
-            if per_path.data_vars:
-                write_region(out, per_path, start, stop)
-            summary.add(b, arrays, simulator.xp)
-            if time.monotonic() - last_save > CHECKPOINT_SECONDS:
-                summary.save(checkpoint)
-                mark_done(out, sorted(summary.blocks))
-                last_save = time.monotonic()
+            summary.add(b, summary_block(out, config, simulator, seed, start, stop))
+            summary.checkpoint_if_due(out)
         if on_block is not None:
             on_block(stop - start)
-    for name, counts in summary.counts.items():
-        zarr.open_array(out / name, mode="r+")[...] = counts
-    mark_done(out, sorted(summary.blocks))
-    checkpoint.unlink(missing_ok=True)
+    summary.finish(out)
 
 
 def open_store(path: str | Path) -> xr.Dataset:

@@ -14,7 +14,8 @@ from gpusim import run, simulate
 from gpusim.cli import main
 from gpusim.engine import MARKET_OUTPUTS
 
-RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given"}
+RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given",
+                "device"}
 """Attributes that say how a run went, not what it computed."""
 
 

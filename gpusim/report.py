@@ -1,0 +1,345 @@
+"""A static HTML report of a finished run: fan charts, credit curves and loss distributions.
+
+`write_report(ds, out_dir)` writes one PNG per figure and an `index.html` that shows them
+next to the run's provenance and headline credit numbers. The folder is self-contained
+(relative links, inline CSS), so it can be zipped, mailed or served as it is.
+
+It works on both kinds of store: on a cube the quantiles are exact and computed lazily with
+dask, one variable at a time; on a summary store they come from the quantile sketches
+(within their 1% relative accuracy). Default months and losses are exact in both.
+
+Figures are drawn on bare `matplotlib.figure.Figure` objects with the Agg canvas rather than
+through pyplot: nothing opens a window, nothing changes the process-wide backend (a notebook
+importing this module keeps its inline plots), and nothing is left in pyplot's figure list.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
+from gpusim import analysis
+from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
+from gpusim.cube import VARIABLES
+
+FAN_VARIABLES = {"rental_price": "linear", "collateral_value": "linear",
+                 "token_demand": "log", "utilization": "linear"}
+"""Market variables drawn as fan charts, with their y scale (demand grows exponentially)."""
+FIGSIZE = (8.0, 4.5)
+DPI = 110
+COLOR = "#1f5f99"
+VAR_Q, ES_Q = 0.99, 0.975
+"""Levels of the value at risk and expected shortfall (those `credit_summary` computes)."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure of the report: its section, file name (relative) and caption."""
+
+    section: str
+    file: str
+    caption: str
+
+
+def write_report(ds: xr.Dataset, out_dir: Path) -> Path:
+    """Write the figures and `index.html` for the store `ds` into `out_dir`.
+
+    Creates `out_dir` if needed and replaces files of the same names; never deletes
+    anything else. Firm and facility figures are skipped when the store has no firms.
+    Returns the path of `index.html`.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = market_plots(ds, out_dir)
+    credit = None
+    if "firm" in ds.dims:
+        credit = analysis.credit_summary(ds)
+        plots += credit_plots(ds, credit, out_dir)
+    index = out_dir / "index.html"
+    index.write_text(index_html(ds, plots, credit), encoding="utf-8")
+    return index
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+def new_figure() -> tuple[Figure, Axes]:
+    """A figure on the Agg canvas (no display, no pyplot state) and its one axes."""
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def save(fig: Figure, out_dir: Path, file: str) -> str:
+    """Write `fig` as a PNG into `out_dir`; returns the file name (the HTML's link)."""
+    fig.savefig(out_dir / file, format="png")
+    return file
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a firm or facility name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "unnamed"
+
+
+def long_name(name: str) -> str:
+    """A variable's descriptive name (the same on cube and summary stores)."""
+    return VARIABLES[name].long_name if name in VARIABLES else name
+
+
+def date_axis(ax: Axes) -> None:
+    """Month dates on the x axis, concisely labelled (years once, months between)."""
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("month")
+    ax.grid(alpha=0.3)
+
+
+def share_axis(ax: Axes, label: str) -> None:
+    """A y axis for probabilities and shares (units "1"), labelled in percent."""
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel(f"{label} [%]")
+    ax.set_ylim(bottom=0)
+
+
+def market_plots(ds: xr.Dataset, out_dir: Path) -> list[Plot]:
+    """Fan charts of the market variables the store has (sketched ones on a summary store)."""
+    plots = []
+    for name, yscale in FAN_VARIABLES.items():
+        if name in ds or f"{name}_sketch" in ds:
+            file = save(fan_figure(ds, name, yscale), out_dir, f"fan_{name}.png")
+            plots.append(Plot("Market", file, f"{long_name(name)}: quantiles over paths"))
+    return plots
+
+
+def fan_figure(ds: xr.Dataset, name: str, yscale: str = "linear") -> Figure:
+    """5–95% and 25–75% bands and the median of `name` over paths, by month."""
+    fan = analysis.fan(ds, name, HEADLINE_QUANTILES).compute()
+    bands = {float(q): fan.sel(quantile=q).values for q in fan["quantile"].values}
+    months = fan["month"].values
+    fig, ax = new_figure()
+    ax.fill_between(months, bands[0.05], bands[0.95], color=COLOR, alpha=0.18, lw=0,
+                    label="5–95%")
+    ax.fill_between(months, bands[0.25], bands[0.75], color=COLOR, alpha=0.38, lw=0,
+                    label="25–75%")
+    ax.plot(months, bands[0.5], color=COLOR, lw=2, label="median")
+    ax.set_yscale(yscale)  # first: setting the scale resets the tick formatter
+    units = fan.attrs.get("units", "")
+    if units == "1":
+        share_axis(ax, name)
+    else:
+        ax.set_ylabel(f"{name} [{units}]")
+    ax.set_title(f"{long_name(name)}: {ds.sizes['path']:,} paths{_sketch_note(fan)}")
+    date_axis(ax)
+    ax.legend(loc="upper left", frameon=False)
+    return fig
+
+
+def _sketch_note(fan: xr.DataArray) -> str:
+    """On a summary store, the sketch's relative accuracy (the quantiles are approximate)."""
+    alpha = fan.attrs.get("relative_accuracy")
+    return f" (from sketches, within {alpha:.0%})" if alpha else ""
+
+
+def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot]:
+    """Default and LTV-breach curves per firm, and a loss histogram per facility."""
+    plots = [
+        Plot("Credit", save(curve_figure(credit.default_probability,
+                                         "cumulative probability of default",
+                                         "P(default by month)"), out_dir, "default_curve.png"),
+             "cumulative default probability per firm"),
+        Plot("Credit", save(curve_figure(credit.ltv_breach_probability,
+                                         "probability of an LTV breach in the month",
+                                         "P(LTV breach)"), out_dir, "ltv_breach.png"),
+             "monthly LTV-breach probability per firm"),
+    ]
+    losses = ds["loss_total"].transpose("facility", "path").values
+    firms = ds["facility_firm"].values
+    for i, facility in enumerate(credit["facility"].values):
+        fig = loss_figure(losses[i], credit.isel(facility=i), f"{facility} ({firms[i]})")
+        file = save(fig, out_dir, f"loss_{slug(facility)}.png")
+        plots.append(Plot("Losses", file, f"lender loss over the run: {facility}"))
+    return plots
+
+
+def curve_figure(curve: xr.DataArray, title: str, ylabel: str) -> Figure:
+    """One line per firm of a (month, firm) probability curve."""
+    fig, ax = new_figure()
+    for firm in curve["firm"].values:
+        ax.plot(curve["month"].values, curve.sel(firm=firm).values, lw=2, label=str(firm))
+    share_axis(ax, ylabel)
+    ax.set_title(title)
+    date_axis(ax)
+    ax.legend(title="firm", frameon=False)
+    return fig
+
+
+def loss_figure(losses: np.ndarray, credit: xr.Dataset, label: str) -> Figure:
+    """Histogram of the positive losses of one facility, with EL, VaR and ES marked.
+
+    Most paths usually lose nothing, which would dwarf every other bar; so the share of
+    zero-loss paths goes into the title and only the positive part is drawn, on a log-x
+    axis when it spans more than two decades.
+    """
+    positive = losses[losses > 0]
+    fig, ax = new_figure()
+    ax.set_title(f"lender loss over the run: {label}\n{1 - positive.size / losses.size:.1%} "
+                 f"of {losses.size:,} paths lose nothing; histogram of the "
+                 f"{positive.size:,} that do", fontsize="medium")
+    ax.set_xlabel("loss over the run [USD]")
+    ax.set_ylabel("paths")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if positive.size == 0:
+        ax.text(0.5, 0.5, "no path has a loss", ha="center", va="center",
+                transform=ax.transAxes)
+        return fig
+    log_x, bins = loss_bins(positive)
+    ax.hist(positive, bins=bins, color=COLOR, alpha=0.6)
+    if log_x:
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: format_value(value)))
+    mark_risk(ax, credit, log_x)
+    return fig
+
+
+def loss_bins(positive: np.ndarray, n: int = 40) -> tuple[bool, np.ndarray | int]:
+    """Whether to use a log-x axis (losses spanning over two decades) and the bin edges."""
+    low, high = positive.min(), positive.max()
+    if high == low:
+        return False, n  # one distinct loss: let numpy widen the range around it
+    if high > 100 * low:
+        return True, np.geomspace(low, high, n + 1)
+    return False, np.linspace(low, high, n + 1)
+
+
+def mark_risk(ax: Axes, credit: xr.Dataset, log_x: bool) -> None:
+    """Vertical lines at EL, VaR and ES; a zero value (not drawable on log-x) is only named."""
+    marks = (("EL", float(credit.expected_loss), "#444444", ":"),
+             (f"VaR {VAR_Q:.0%}", float(credit.value_at_risk_99), "#d62728", "--"),
+             (f"ES {ES_Q:.1%}", float(credit.expected_shortfall_97_5), "#9467bd", "-"))
+    for name, value, color, style in marks:
+        text = f"{name} {format_value(value)} USD"
+        if log_x and value <= 0:
+            ax.plot([], [], color=color, ls=style, label=f"{text} (not drawn)")
+        else:
+            ax.axvline(value, color=color, ls=style, lw=1.8, label=text,
+                       zorder=3 if style == "--" else 2)  # VaR stays visible on ES
+    ax.legend(frameon=False, fontsize="small")
+
+
+# --- index.html -------------------------------------------------------------------------------
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+       padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.75rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; }
+figcaption { color: #555; font-size: 0.9rem; }
+pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
+"""
+
+
+def index_html(ds: xr.Dataset, plots: list[Plot], credit: xr.Dataset | None) -> str:
+    """The report page: provenance, headline credit tables, figures by section."""
+    scenario = html.escape(str(ds.attrs.get("scenario", "")))
+    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+             f"<title>gpusim report: {scenario}</title><style>{CSS}</style></head><body>",
+             f"<h1>gpusim report: {scenario}</h1>", provenance_html(ds)]
+    if credit is not None:
+        parts.append(credit_html(ds, credit))
+    for section in dict.fromkeys(p.section for p in plots):
+        parts.append(f"<h2>{section}</h2>")
+        parts += [figure_html(p) for p in plots if p.section == section]
+    parts.append(config_html(ds))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def table_html(header: list[str] | None, rows: list[list], numeric_from: int = 1) -> str:
+    """A small HTML table; cells are escaped, columns from `numeric_from` right-aligned."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header or [])
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if j >= numeric_from else ''}>"
+                         f"{html.escape(str(c))}</td>" for j, c in enumerate(row)) + "</tr>"
+        for row in rows)
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
+
+
+def provenance_html(ds: xr.Dataset) -> str:
+    """Where the numbers came from: scenario, seed, paths, horizon, mode, device, versions."""
+    a = ds.attrs
+    rows = [["scenario", a.get("scenario", "")], ["seed", a.get("seed", "")],
+            ["paths", f"{ds.sizes.get('path', a.get('paths', 0)):,}"],
+            ["months", f"{a.get('months', ds.sizes['month'])} from {a.get('start', '')}"],
+            ["mode", "summary" if analysis.is_summary(ds) else "cube"],
+            ["dtype", a.get("dtype", "")],
+            ["device", a.get("device", "")], ["gpusim version", a.get("gpusim_version", "")],
+            ["run started", a.get("run_started", "")],
+            ["run finished", a.get("run_finished", "")]]
+    return "<h2>Run</h2>" + table_html(None, rows, numeric_from=2)
+
+
+CREDIT_NOTE = (
+    "<p>PD: share of paths on which the firm has defaulted by that month. Losses are the "
+    f"lender's over the whole run: expected loss (mean over paths), VaR {VAR_Q:.0%} (the loss "
+    f"exceeded on {1 - VAR_Q:.0%} of paths) and ES {ES_Q:.1%} (the mean of the worst "
+    f"{1 - ES_Q:.1%}).</p>")
+
+
+def credit_html(ds: xr.Dataset, credit: xr.Dataset) -> str:
+    """Headline credit numbers: PDs by firm at the headline months, losses by facility."""
+    return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, credit)
+            + loss_table(ds, credit))
+
+
+def firm_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
+    """PD at months 12, 36 and the last, and the worst monthly LTV-breach probability."""
+    months = headline_months(ds)
+    header = ["firm", *(f"PD by {str(ds['month'].values[m])[:7]}" for m in months),
+              "max monthly P(LTV breach)"]
+    rows = []
+    for firm in credit["firm"].values:
+        pd = credit.default_probability.sel(firm=firm).values
+        breach = credit.ltv_breach_probability.sel(firm=firm).values.max()
+        rows.append([str(firm), *(f"{pd[m]:.1%}" for m in months), f"{breach:.1%}"])
+    return table_html(header, rows)
+
+
+def loss_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
+    """Expected loss, VaR and ES of each facility, in USD."""
+    header = ["facility", "firm", "expected loss [USD]", f"VaR {VAR_Q:.0%} [USD]",
+              f"ES {ES_Q:.1%} [USD]"]
+    columns = ("expected_loss", "value_at_risk_99", "expected_shortfall_97_5")
+    firms = ds["facility_firm"].values
+    rows = [[str(name), str(firms[i]), *(format_value(float(credit[c][i])) for c in columns)]
+            for i, name in enumerate(credit["facility"].values)]
+    return table_html(header, rows, numeric_from=2)
+
+
+def figure_html(plot: Plot) -> str:
+    caption = html.escape(plot.caption)
+    return (f"<figure><img src='{html.escape(plot.file)}' alt='{caption}'>"
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def config_html(ds: xr.Dataset) -> str:
+    """The resolved config (and the config as given, when recorded), folded away."""
+    parts = ["<h2>Configuration</h2>",
+             "<details><summary>resolved config (YAML)</summary><pre>"
+             f"{html.escape(str(ds.attrs.get('config', '')))}</pre></details>"]
+    if ds.attrs.get("config_given"):
+        parts.append("<details><summary>config as given (files and --set)</summary><pre>"
+                     f"{html.escape(str(ds.attrs['config_given']))}</pre></details>")
+    return "\n".join(parts)

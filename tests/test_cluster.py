@@ -1,0 +1,69 @@
+"""Runs on a dask.distributed cluster: identical to in-process, and a dead worker costs a retry."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from helpers import firms_config
+from test_store import assert_same_values
+
+from gpusim import run
+from gpusim.cli import main
+from gpusim.store import open_store
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.mark.parametrize("mode", ["cube", "summary"])
+def test_cluster_run_is_bit_identical_to_in_process(tmp_path, mode, client):
+    config = firms_config()
+    local = run(config, tmp_path / "local.zarr", paths=5000, seed=21, block_paths=1000,
+                mode=mode)
+    remote = run(config, tmp_path / "remote.zarr", paths=5000, seed=21, block_paths=1000,
+                 mode=mode, scheduler=client.scheduler.address)
+    remote_ds = open_store(remote)
+    assert remote_ds.attrs["device"].startswith("dask cluster of 2 workers")
+    assert_same_values(open_store(local).compute(), remote_ds.compute())
+
+
+def test_a_killed_worker_costs_only_a_retry(tmp_path, client):
+    config = firms_config()
+    local = run(config, tmp_path / "local.zarr", paths=16_000, seed=4, block_paths=1000)
+    pids = list(client.run(os.getpid).values())
+    finished = []
+
+    def kill_one_worker_after_three_blocks(n: int) -> None:
+        finished.append(n)
+        if len(finished) == 3:
+            os.kill(pids[0], signal.SIGKILL)
+
+    remote = run(config, tmp_path / "remote.zarr", paths=16_000, seed=4, block_paths=1000,
+                 scheduler=client.scheduler.address, on_block=kill_one_worker_after_three_blocks)
+    assert len(finished) == 16
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next test
+    assert_same_values(open_store(local).compute(), open_store(remote).compute())
+
+
+def test_cli_workers_option(tmp_path, small_yaml):
+    out = tmp_path / "w.zarr"
+    assert main(["run", str(small_yaml), "--paths", "3000", "--block-paths", "1000",
+                 "--workers", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    assert open_store(out).attrs["device"].startswith("dask cluster of 2 workers")
+
+
+def test_cluster_options_are_alternatives(tmp_path, small_yaml, capsys):
+    out = tmp_path / "w.zarr"
+    assert main(["run", str(small_yaml), "--workers", "2", "--scheduler", "tcp://x:1",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "alternatives" in capsys.readouterr().err
+    assert not out.exists()

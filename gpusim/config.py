@@ -32,6 +32,9 @@ from pydantic import (
 
 from gpusim.errors import InputError
 
+MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES = 16, 32, 32
+"""Sizes of the kernel's per-path arrays (kernels/params.cuh; a test checks they agree)."""
+
 FACTORS: tuple[str, ...] = ("demand", "growth", "price", "collateral", "rate", "spread")
 """The correlated normal factors of MODEL.md §1, in the order of the random streams."""
 
@@ -393,6 +396,19 @@ class Config(_Model):
     )
     market: Market
     firms: list[Firm] = Field(default_factory=list, description="GPU lessors (MODEL.md §3)")
+
+    @model_validator(mode="after")
+    def _firms_fit_the_kernel(self) -> Config:
+        """The fused kernel keeps each path's firms in fixed-size per-thread arrays."""
+        contracts = sum(len(f.contracts) for f in self.firms)
+        facilities = sum(len(f.facilities) for f in self.firms)
+        for what, count, limit in (("firms", len(self.firms), MAX_FIRMS),
+                                   ("contracts (all firms)", contracts, MAX_CONTRACTS),
+                                   ("facilities (all firms)", facilities, MAX_FACILITIES)):
+            if count > limit:
+                raise ValueError(f"{count} {what}; at most {limit} are supported (the GPU "
+                                 "kernel's per-path state is sized for that)")
+        return self
 
     @model_validator(mode="after")
     def _firms_fit_the_horizon(self) -> Config:

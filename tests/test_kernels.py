@@ -128,3 +128,27 @@ def test_wheel_ships_the_kernels(tmp_path):
     for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
                    "philox.cuh", "common.cuh"):
         assert f"gpusim/kernels/{source}" in names
+
+
+def test_config_limits_match_the_kernel_state_sizes():
+    from gpusim import config
+
+    text = (kernel_dir() / "params.cuh").read_text()
+    for name in ("MAX_FIRMS", "MAX_CONTRACTS", "MAX_FACILITIES"):
+        assert f"#define {name} {getattr(config, name)}" in text
+
+
+def test_too_many_contracts_for_the_kernel_is_rejected():
+    from helpers import LESSOR, SMALL
+
+    from gpusim.config import apply_overrides, config_from_dict
+    from gpusim.errors import InputError
+
+    raw = apply_overrides(SMALL, [])
+    lessor = apply_overrides(LESSOR, [])
+    lessor["fleet"]["gpus"] = 1e9
+    lessor["contracts"] = [dict(lessor["contracts"][1], name=f"c{i}") for i in range(33)]
+    lessor["contracts"][0]["name"] = "hyperscaler"
+    raw["firms"] = [lessor]
+    with pytest.raises(InputError, match=r"33 contracts .* at most 32"):
+        config_from_dict(raw)

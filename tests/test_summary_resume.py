@@ -164,3 +164,22 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     before = open_store(out).compute()
     run(config, out, paths=900, seed=3, block_paths=300, resume=True)
     assert_same_values(before, open_store(out).compute())
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+magnitudes = st.floats(min_value=1e-9, max_value=1e17, allow_nan=False)
+signed = st.one_of(magnitudes, magnitudes.map(lambda x: -x), st.just(0.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 300), elements=signed),
+       st.floats(min_value=0.0, max_value=1.0))
+def test_sketch_quantile_is_within_alpha_of_the_lower_order_statistic(values, q):
+    counts = np.zeros((1, sketch.BUCKETS), np.int64)
+    sketch.accumulate(counts, values[None, :])
+    exact = np.quantile(values, q, method="lower")
+    got = sketch.quantiles(counts, q)[0, 0]
+    assert abs(got - exact) <= sketch.ALPHA * abs(exact) + 1e-300

@@ -187,14 +187,35 @@ class BlockSimulator:
 
     def __call__(self, seed: int, start: int, stop: int, on_device: bool = False) -> dict:
         """Engine outputs of paths [start, stop), as numpy arrays unless `on_device`."""
+        return self.launch(seed, start, stop, on_device).result()
+
+    def launch(self, seed: int, start: int, stop: int, on_device: bool = False) -> Any:
+        """Start a block; `.result()` returns its outputs. On a GPU the kernel runs (and its
+        outputs are copied to pinned host memory) while the caller goes on; on the CPU the
+        block is computed here."""
         if self.device == "gpu":
             from gpusim.backends import cuda
 
-            return cuda.simulate_block_gpu(self.config, seed, start, stop, to_host=not on_device)
-        return simulate_block(self.config, seed, start, stop, params=self._params)
+            return cuda.launch_block(self.config, seed, start, stop, to_host=not on_device,
+                                     packed=self._packed)
+        return _Done(simulate_block(self.config, seed, start, stop, params=self._params))
 
     def __post_init__(self) -> None:
         self._params = market_params(self.config)
+        if self.device == "gpu":
+            from gpusim.backends.packing import pack
+
+            self._packed = pack(self.config)
+
+
+@dataclass
+class _Done:
+    """A block computed synchronously (the CPU's launch)."""
+
+    outputs: dict
+
+    def result(self) -> dict:
+        return self.outputs
 
 
 def block_simulator(config: Config, device: str) -> BlockSimulator:

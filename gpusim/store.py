@@ -409,8 +409,11 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
               simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
     """Compute blocks in this thread while WRITERS threads compress and write earlier ones.
 
-    At most WRITERS blocks wait to be written, so host memory stays bounded by a few
-    blocks whatever the path count. A block is marked done only after its write returns.
+    On a GPU the next block's kernel is launched before the last one's outputs are
+    collected, so the kernel overlaps with the copy to pinned host memory and with the
+    writes. At most WRITERS blocks wait to be written (plus one in flight), so host memory
+    stays bounded by a few blocks whatever the path count. A block is marked done only
+    after its write returns.
     """
     done = blocks_done(out)
     pending: deque[tuple[Future, int]] = deque()
@@ -426,16 +429,26 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
         if on_block is not None:
             on_block(n)
 
+    def write_launched(launched: tuple[int, Any, int, int]) -> None:
+        b, handle, start, stop = launched
+        ds = block_dataset(handle.result(), start, config)
+        while len(pending) >= WRITERS:
+            finish_one()
+        pending.append((pool.submit(write, b, ds, start, stop), stop - start))
+
     with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="gpusim-write") as pool:
+        previous = None  # launched, not yet collected: on a GPU it runs while we write
         for b, (start, stop) in enumerate(bounds):
             if done[b]:
                 if on_block is not None:
                     on_block(stop - start)
                 continue
-            ds = cube_block(out, config, simulator, seed, start, stop)
-            while len(pending) >= WRITERS:
-                finish_one()
-            pending.append((pool.submit(write, b, ds, start, stop), stop - start))
+            launched = (b, simulator.launch(seed, start, stop), start, stop)
+            if previous is not None:
+                write_launched(previous)
+            previous = launched
+        if previous is not None:
+            write_launched(previous)
         while pending:
             finish_one()
 

@@ -7,13 +7,14 @@ memoized per device. Launch errors name the kernel and the block of paths.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from gpusim.backends.packing import kernel_dir, output_shapes, pack, unpack
+from gpusim.backends.packing import Packed, kernel_dir, output_shapes, pack, unpack
 from gpusim.config import Config
 from gpusim.errors import InputError
 
@@ -93,37 +94,75 @@ def compile_check() -> str:
     return "ok"
 
 
-def simulate_block_gpu(config: Config, seed: int, start: int, stop: int,
-                       record_flows: bool = False, to_host: bool = True) -> dict[str, Any]:
-    """`gpusim.engine.simulate_block` computed by the fused kernel on the current GPU."""
-    import cupy
+@dataclass
+class PendingBlock:
+    """A block launched on its own CUDA stream; `result()` waits for it.
 
-    packed = pack(config)
+    With `to_host`, the outputs are copied asynchronously into pinned host memory on the
+    same stream, so the copy of one block overlaps with the kernel of the next.
+    """
+
+    name: str
+    start: int
+    stop: int
+    stream: Any
+    device_arrays: dict[str, Any]
+    host_arrays: dict[str, np.ndarray] | None
+    record_flows: bool
+
+    def result(self) -> dict[str, Any]:
+        try:
+            self.stream.synchronize()
+        except Exception as err:
+            raise RuntimeError(f"kernel {self.name} failed on the block of paths "
+                               f"[{self.start}, {self.stop}): {err}") from err
+        return unpack(self.host_arrays if self.host_arrays is not None else self.device_arrays,
+                      self.record_flows)
+
+
+def launch_block(config: Config, seed: int, start: int, stop: int, record_flows: bool = False,
+                 to_host: bool = True, packed: Packed | None = None) -> PendingBlock:
+    """Launch the fused kernel for paths [start, stop) on a new stream; don't wait."""
+    import cupy
+    import cupyx
+
+    packed = packed or pack(config)
     n, months = stop - start, packed.months
     n_firms, n_contracts, n_facilities = packed.counts
     real = np.dtype(config.dtype)
     name = "simulate_cube_" + ("f64" if real == np.float64 else "f32")
-    inputs = [cupy.asarray(np.ascontiguousarray(a)) for a in (
-        packed.market, packed.monthly, packed.firm_table, packed.contract_table,
-        packed.facility_table, packed.capex, packed.draws)]
-    raw = {
-        key: cupy.empty(shape, np.int32 if key == "default_month" else real)
-        for key, shape in output_shapes(packed, n).items()
-        if key != "flows" or record_flows
-    }
-    grid = ((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
-    args = (*inputs, np.int32(n_firms), np.int32(n_contracts), np.int32(n_facilities),
-            np.int32(months), np.uint64(seed), np.int64(start), np.int64(n),
-            raw["market"], raw["firm"], raw["facility"], raw["default_month"],
-            raw["loss_total"],
-            raw["flows"] if record_flows else np.uint64(0))  # a null pointer: no flows
+    stream = cupy.cuda.Stream(non_blocking=True)
+    host: dict[str, np.ndarray] | None = None
     try:
-        kernel(name)(grid, (THREADS_PER_BLOCK,), args)
-        cupy.cuda.get_current_stream().synchronize()
+        with stream:
+            inputs = [cupy.asarray(np.ascontiguousarray(a)) for a in (
+                packed.market, packed.monthly, packed.firm_table, packed.contract_table,
+                packed.facility_table, packed.capex, packed.draws)]
+            raw = {
+                key: cupy.empty(shape, np.int32 if key == "default_month" else real)
+                for key, shape in output_shapes(packed, n).items()
+                if key != "flows" or record_flows
+            }
+            grid = ((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
+            args = (*inputs, np.int32(n_firms), np.int32(n_contracts), np.int32(n_facilities),
+                    np.int32(months), np.uint64(seed), np.int64(start), np.int64(n),
+                    raw["market"], raw["firm"], raw["facility"], raw["default_month"],
+                    raw["loss_total"],
+                    raw["flows"] if record_flows else np.uint64(0))  # null: no flows
+            kernel(name)(grid, (THREADS_PER_BLOCK,), args)
+            if to_host:
+                host = {}
+                for key, array in raw.items():
+                    host[key] = cupyx.empty_pinned(array.shape, array.dtype)
+                    cupy.asnumpy(array, stream=stream, out=host[key], blocking=False)
     except Exception as err:
-        raise RuntimeError(f"kernel {name} failed on the block of paths [{start}, {stop}): "
-                           f"{err}") from err
-    out = unpack(raw, record_flows)
-    if to_host:
-        out = {k: cupy.asnumpy(v) for k, v in out.items()}
-    return out
+        raise RuntimeError(f"kernel {name} failed to launch on the block of paths "
+                           f"[{start}, {stop}): {err}") from err
+    return PendingBlock(name, start, stop, stream, raw, host, record_flows)
+
+
+def simulate_block_gpu(config: Config, seed: int, start: int, stop: int,
+                       record_flows: bool = False, to_host: bool = True,
+                       packed: Packed | None = None) -> dict[str, Any]:
+    """`gpusim.engine.simulate_block` computed by the fused kernel on the current GPU."""
+    return launch_block(config, seed, start, stop, record_flows, to_host, packed).result()

@@ -425,7 +425,6 @@ class Config(_Model):
                         "month and one default hazard (it defaults once, for all its contracts)")
         _unique([x.name for f in self.firms for x in f.facilities], "facility names")
         start = month_number(self.start)
-        last = start + self.horizon_months - 1
         for i, firm in enumerate(self.firms):
             at = f"firms.{i} ({firm.name})"
             inside = [(f"{at}.fleet.capex.{k}.month", s.month)
@@ -444,11 +443,7 @@ class Config(_Model):
                            for k, s in enumerate(f.draws)]
                 _sorted_schedule(f.draws, f"{at}.facilities.{j}.draws")
             _sorted_schedule(firm.fleet.capex, f"{at}.fleet.capex")
-            for field, month in inside:
-                if not start <= month_number(month) <= last:
-                    raise ValueError(
-                        f"{field} = {month!r} is outside the simulated months "
-                        f"{self.start} .. {month_label(last)}")
+            self._check_inside(inside)
             for field, month in not_before:
                 if month_number(month) < start:
                     raise ValueError(
@@ -459,7 +454,6 @@ class Config(_Model):
     @model_validator(mode="after")
     def _months_inside_horizon(self) -> Config:
         start = month_number(self.start)
-        last = start + self.horizon_months - 1
         named = [
             *((f"market.price.launches.{i}.month", x.month)
               for i, x in enumerate(self.market.price.launches)),
@@ -468,12 +462,7 @@ class Config(_Model):
             *((f"market.demand.training_gpu_hours.{i}.month", x.month)
               for i, x in enumerate(self.market.demand.training_gpu_hours)),
         ]
-        for field, month in named:
-            if not start <= month_number(month) <= last:
-                raise ValueError(
-                    f"{field} = {month!r} is outside the simulated months "
-                    f"{self.start} .. {month_label(start + self.horizon_months - 1)}"
-                )
+        self._check_inside(named)
         for i, launch in enumerate(self.market.price.launches):
             if month_number(launch.month) == start:
                 raise ValueError(
@@ -484,6 +473,15 @@ class Config(_Model):
         _sorted_schedule(self.market.demand.training_gpu_hours, "market.demand.training_gpu_hours")
         correlation_matrix(self.correlations)
         return self
+
+    def _check_inside(self, named: list[tuple[str, str]]) -> None:
+        """ValueError naming the first (field, month) outside the simulated months."""
+        start = month_number(self.start)
+        last = start + self.horizon_months - 1
+        for field, month in named:
+            if not start <= month_number(month) <= last:
+                raise ValueError(f"{field} = {month!r} is outside the simulated months "
+                                 f"{self.start} .. {month_label(last)}")
 
     @property
     def months(self) -> int:

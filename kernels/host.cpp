@@ -18,31 +18,21 @@ static void run_block(const double* mp, const double* monthly, const double* fir
   for (long long i = 0; i < n; ++i) simulate_path(in, seed, (u64)(path0 + i), i, out);
 }
 
+#define HOST_BLOCK(NAME, R)                                                                   \
+  void NAME(const double* mp, const double* monthly, const double* firm_table,                \
+            const double* contract_table, const double* facility_table, const double* capex,  \
+            const double* draws, int n_firms, int n_contracts, int n_facilities, int months,  \
+            u64 seed, long long path0, long long n, R* market, R* firm, R* facility,          \
+            int* default_month, R* loss_total, R* flows) {                                    \
+    run_block<R>(mp, monthly, firm_table, contract_table, facility_table, capex, draws,       \
+                 n_firms, n_contracts, n_facilities, months, seed, path0, n, market, firm,    \
+                 facility, default_month, loss_total, flows);                                 \
+  }
+
 extern "C" {
 
-void gpusim_host_block_f64(const double* mp, const double* monthly, const double* firm_table,
-                           const double* contract_table, const double* facility_table,
-                           const double* capex, const double* draws, int n_firms,
-                           int n_contracts, int n_facilities, int months, u64 seed,
-                           long long path0, long long n, double* market, double* firm,
-                           double* facility, int* default_month, double* loss_total,
-                           double* flows) {
-  run_block<double>(mp, monthly, firm_table, contract_table, facility_table, capex, draws,
-                    n_firms, n_contracts, n_facilities, months, seed, path0, n, market, firm,
-                    facility, default_month, loss_total, flows);
-}
-
-void gpusim_host_block_f32(const double* mp, const double* monthly, const double* firm_table,
-                           const double* contract_table, const double* facility_table,
-                           const double* capex, const double* draws, int n_firms,
-                           int n_contracts, int n_facilities, int months, u64 seed,
-                           long long path0, long long n, float* market, float* firm,
-                           float* facility, int* default_month, float* loss_total,
-                           float* flows) {
-  run_block<float>(mp, monthly, firm_table, contract_table, facility_table, capex, draws,
-                   n_firms, n_contracts, n_facilities, months, seed, path0, n, market, firm,
-                   facility, default_month, loss_total, flows);
-}
+HOST_BLOCK(gpusim_host_block_f64, double)
+HOST_BLOCK(gpusim_host_block_f32, float)
 
 // Philox words for the known-answer tests.
 void gpusim_host_philox(const unsigned* counter, const unsigned* key, unsigned* out) {

@@ -37,7 +37,7 @@ from gpusim.analysis import credit_summary, format_value, headline, headline_mon
 from gpusim.cluster import check_cluster_options
 from gpusim.config import Config, load_config
 from gpusim.errors import InputError
-from gpusim.store import DEFAULT_BLOCK_PATHS, check_run, open_store, run
+from gpusim.store import DEFAULT_BLOCK_PATHS, GPU_BLOCK_PATHS, check_run, open_store, run
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paths", type=count, default=10_000, help="number of paths (default 10000)")
     p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
-    p.add_argument("--block-paths", type=count, default=DEFAULT_BLOCK_PATHS,
-                   help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS})")
+    p.add_argument("--block-paths", type=count, default=None,
+                   help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS:,} on "
+                        f"the CPU, {GPU_BLOCK_PATHS:,} on a GPU); results do not depend on it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. market.price.initial=2.2 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -145,13 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
     sub.add_parser("info", help="print versions and devices")
+
+    p = sub.add_parser("bench", help="benchmark gpusim against its peers (benchmarks/README.md)")
+    p.add_argument("--suite", default="quick", choices=["quick", "full"],
+                   help="quick: about a minute on 2 CPU cores; full: up to 10^6 paths on the "
+                        "CPU, 10^7 on a GPU, 240 months (default quick)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="cpu: CPU rows; gpu: GPU rows (error without one); auto (default): "
+                        "CPU rows, and GPU rows when CuPy sees a device")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results JSON (a .md table and -paths/-months.png plots are written "
+                        "next to it; default bench-SUITE-DEVICE-DATE.json here)")
+    p.add_argument("--config", default=None,
+                   help="scenario YAML (default configs/base.yaml of the checkout, else a "
+                        "built-in market); peers run its market alone")
+    p.add_argument("--seed", type=seed, default=2026, help="random seed (default 2026)")
     return parser
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> None:
     config = load_config(args.config, args.overrides)
-    check_run(args.out, args.paths, args.seed, args.block_paths, args.overwrite, args.device,
-              args.mode, args.resume)
+    check_run(args.out, args.paths, args.seed, 1 if args.block_paths is None else
+              args.block_paths, args.overwrite,
+              args.device, args.mode, args.resume)
     check_cluster_options(args.workers, args.cuda_workers, args.scheduler)
     source = config_source(args.config, args.overrides)
     with _progress(console, args.quiet) as progress:
@@ -309,8 +326,25 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     console.print(f"kernels compile: {compile_check()}")
 
 
+def cmd_bench(args: argparse.Namespace, console: Console) -> None:
+    """Run a benchmark suite, print its table, write JSON, markdown and plots."""
+    import datetime as _dt
+
+    from gpusim.bench.report import console_text
+    from gpusim.bench.suite import run_suite
+
+    out = args.out or Path(f"bench-{args.suite}-{args.device}-{_dt.date.today()}.json")
+    if out.exists() and out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a folder; give a file name ending in .json")
+    result = run_suite(args.suite, args.device, out, config=args.config, seed=args.seed)
+    console.print(console_text(result), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {out} and {out.with_suffix('.md')}", markup=False, highlight=False,
+                  soft_wrap=True)
+
+
 COMMANDS = {"run": cmd_run, "summary": cmd_summary, "report": cmd_report,
-            "validate": cmd_validate, "schema": cmd_schema, "info": cmd_info}
+            "validate": cmd_validate, "schema": cmd_schema, "info": cmd_info,
+            "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,6 +62,10 @@ from gpusim.engine import (
 from gpusim.errors import InputError
 
 DEFAULT_BLOCK_PATHS = 16_384
+"""Paths per block (and chunk) on the CPU: a block of the base scenario is ~400 MB."""
+GPU_BLOCK_PATHS = 131_072
+"""Paths per block on a GPU: 1,024 thread blocks of 128, enough to fill an H100's 132 SMs
+several times over; a float64 cube block of the base scenario is ~3 GB."""
 MODES = ("cube", "summary")
 CONTROL_GROUP = "_gpusim"
 CHECKPOINT = "_gpusim_checkpoint.npz"
@@ -354,7 +358,7 @@ def run(
     out: str | Path,
     paths: int = 10_000,
     seed: int = 0,
-    block_paths: int = DEFAULT_BLOCK_PATHS,
+    block_paths: int | None = None,
     overwrite: bool = False,
     device: str = "cpu",
     mode: str = "cube",
@@ -367,7 +371,9 @@ def run(
 ) -> Path:
     """Simulate `paths` paths block by block into a zarr v3 store at `out`.
 
-    Everything is checked before anything is written. `mode` is "cube" or "summary";
+    Everything is checked before anything is written. `block_paths` defaults to
+    DEFAULT_BLOCK_PATHS on the CPU and GPU_BLOCK_PATHS on a GPU (results do not depend on
+    it; a resumed run must use the same). `mode` is "cube" or "summary";
     `resume=True` continues an interrupted run of the same config, seed, paths, block size
     and mode. `on_block(n)` is called after each block with its path count (also for the
     blocks a resumed run finds done). `source` is the config as given (file text and
@@ -376,10 +382,14 @@ def run(
     result. Returns the store path.
     """
     out = Path(out)
-    check_run(out, paths, seed, block_paths, overwrite, device, mode, resume)
-    identity = run_identity(config, seed, paths, block_paths, mode)
+    check_run(out, paths, seed, 1 if block_paths is None else block_paths, overwrite, device,
+              mode, resume)
     with cluster_client(workers, cuda_workers, scheduler) as client, quiet_zarr():
         simulator = None if client else block_simulator(config, device)
+        on_gpu = cuda_workers or (simulator is not None and simulator.device == "gpu")
+        if block_paths is None:
+            block_paths = GPU_BLOCK_PATHS if on_gpu else DEFAULT_BLOCK_PATHS
+        identity = run_identity(config, seed, paths, block_paths, mode)
         device_name = (cluster.worker_devices(client, config, device) if client
                        else simulator.device_name)
         if resume:

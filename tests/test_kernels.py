@@ -125,6 +125,8 @@ def test_wheel_ships_the_kernels(tmp_path):
     if proc.returncode != 0:
         pytest.skip(f"could not build a wheel here: {proc.stderr[-300:]}")
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    for package in (root / "gpusim").rglob("__init__.py"):  # every subpackage ships
+        assert package.relative_to(root).as_posix() in names
     for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
                    "philox.cuh", "common.cuh"):
         assert f"gpusim/kernels/{source}" in names

@@ -109,3 +109,11 @@ def test_firm_store_is_block_invariant_and_named(tmp_path):
     assert_same_values(ds_a, ds_b)
     assert list(ds_a.facility.values) == ["ddtl", "notes", "gpu_loan"]
     assert ds_a.cash.encoding["chunks"] == (300, 24, 2)
+
+
+def test_zero_block_paths_is_rejected_before_writing(tmp_path):
+    from gpusim.errors import InputError
+
+    with pytest.raises(InputError, match="block_paths = 0"):
+        run(small_config(), tmp_path / "z.zarr", paths=10, block_paths=0)
+    assert not (tmp_path / "z.zarr").exists()

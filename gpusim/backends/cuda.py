@@ -16,6 +16,7 @@ import numpy as np
 
 from gpusim.backends.packing import Packed, kernel_dir, output_shapes, pack, unpack
 from gpusim.config import Config
+from gpusim.engine import check_finite
 from gpusim.errors import InputError
 
 COMPILE_OPTIONS = ("-std=c++14",)
@@ -116,8 +117,15 @@ class PendingBlock:
         except Exception as err:
             raise RuntimeError(f"kernel {self.name} failed on the block of paths "
                                f"[{self.start}, {self.stop}): {err}") from err
-        return unpack(self.host_arrays if self.host_arrays is not None else self.device_arrays,
-                      self.record_flows)
+        on_host = self.host_arrays is not None
+        out = unpack(self.host_arrays if on_host else self.device_arrays, self.record_flows)
+        if on_host:
+            check_finite(out, self.start, np)
+        else:
+            import cupy
+
+            check_finite(out, self.start, cupy)
+        return out
 
 
 def launch_block(config: Config, seed: int, start: int, stop: int, record_flows: bool = False,

@@ -1,0 +1,207 @@
+"""GPU measurements: memory bandwidths and the GPU runs of the suite (CuPy required).
+
+Every run here waits for the device before it returns, so a wall-clock timer around it
+measures the finished work. What each run times:
+
+- `fused_cube`: the fused kernel writing every output of every path and month into device
+  memory, block after block (`gpusim.backends.cuda.launch_block(..., to_host=False)`, the
+  next block launched before the last is waited for); nothing is copied to the host.
+  With `to_host=True` the outputs are also copied into pinned host memory, overlapped with
+  the next block's kernel, as `gpusim run --mode cube` does before compressing.
+- `fused_summary`: what `gpusim run --mode summary` does per block on a GPU without the
+  store: the kernel, the quantile sketches and counts built on the device
+  (`gpusim.store.block_counts` with CuPy), the sparse counts brought to the host and
+  merged, the per-path default months and losses copied to the host (not written).
+- `numpy_on_cupy`: `gpusim.engine.simulate_block(..., xp=cupy)`, the numpy reference run
+  unchanged on CuPy arrays.
+
+Each keeps the last month of rental price and token demand of every path on the device
+(a small device-to-device copy) for the distribution check; they reach the host after the
+timer stops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gpusim.backends import cuda
+from gpusim.backends.packing import Packed, output_shapes
+from gpusim.bench.peers import CHECKED
+from gpusim.config import Config
+from gpusim.cube import BlockSimulator
+from gpusim.engine import MARKET_OUTPUTS, PATH_OUTPUTS, block_bounds, simulate_block
+from gpusim.model.market import MarketParams
+from gpusim.store import Summary, block_counts
+
+BANDWIDTH_BYTES = 1 << 30
+"""Size of the arrays the bandwidths are measured with: 1 GiB."""
+
+
+def synchronize(cupy: ModuleType) -> None:
+    """Wait for all work on the current device."""
+    cupy.cuda.Device().synchronize()
+
+
+def free_memory(cupy: ModuleType) -> None:
+    """Give CuPy's cached device and pinned host blocks back (between benchmarks)."""
+    cupy.get_default_memory_pool().free_all_blocks()
+    cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+# --- bandwidths -------------------------------------------------------------------------------
+
+def _best_seconds(cupy: ModuleType, action: Callable[[], Any], repeats: int) -> float:
+    """Fastest of `repeats` runs of `action` on the current stream, by CUDA events [s]."""
+    action()  # warm up (allocations, first-touch of pinned pages)
+    best = math.inf
+    for _ in range(repeats):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        action()
+        stop.record()
+        stop.synchronize()
+        best = min(best, cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+    return best
+
+
+def bandwidths(cupy: ModuleType, nbytes: int = BANDWIDTH_BYTES, repeats: int = 10
+               ) -> dict[str, float]:
+    """Device memory and device-to-host bandwidths [bytes/s], best of `repeats`.
+
+    - d2d_copy: `cupy.copyto` of an `nbytes` array into another; counts the bytes read
+      plus the bytes written (2·nbytes), i.e. the traffic the memory system sustains;
+    - write: `fill` of an `nbytes` array with a non-zero value (an elementwise kernel
+      that only writes), nbytes per call: the floor for a kernel that writes its outputs;
+    - d2h_pinned: `ndarray.get(out=pinned)` of `nbytes` into page-locked host memory.
+    """
+    try:
+        copy, write, d2h = _bandwidth_seconds(cupy, nbytes, repeats)
+    finally:
+        free_memory(cupy)
+    return {"bytes": nbytes, "d2d_copy_bytes_per_s": 2 * nbytes / copy,
+            "write_bytes_per_s": nbytes / write, "d2h_pinned_bytes_per_s": nbytes / d2h}
+
+
+def _bandwidth_seconds(cupy: ModuleType, nbytes: int, repeats: int
+                       ) -> tuple[float, float, float]:
+    """Seconds of one copy, one fill and one copy to pinned host memory of `nbytes`."""
+    import cupyx
+
+    a = cupy.empty(nbytes // 4, dtype=cupy.float32)
+    b = cupy.empty_like(a)
+    a.fill(1.0)
+    pinned = cupyx.empty_pinned(a.shape, a.dtype)
+    return (_best_seconds(cupy, lambda: cupy.copyto(b, a), repeats),
+            _best_seconds(cupy, lambda: b.fill(2.0), repeats),
+            _best_seconds(cupy, lambda: a.get(out=pinned), max(3, repeats // 2)))
+
+
+# --- compilation --------------------------------------------------------------------------------
+
+@contextmanager
+def fresh_kernel_cache() -> Iterator[None]:
+    """Compile CUDA code from scratch inside: an empty CuPy kernel cache directory (for the
+    fused kernel and CuPy's own elementwise kernels) and gpusim's in-memory module cache
+    cleared, so that cold times include compilation. Restores CUPY_CACHE_DIR after."""
+    saved = os.environ.get("CUPY_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="gpusim-bench-cupy-") as tmp:
+        os.environ["CUPY_CACHE_DIR"] = tmp
+        cuda._module.cache_clear()  # the memoized NVRTC module of gpusim.cu
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("CUPY_CACHE_DIR", None)
+            else:
+                os.environ["CUPY_CACHE_DIR"] = saved
+
+
+def compile_seconds(cupy: ModuleType, dtype: Any) -> float:
+    """Seconds to compile (NVRTC) and load gpusim.cu's module on the current device."""
+    name = "simulate_cube_" + ("f64" if np.dtype(dtype) == np.float64 else "f32")
+    start = time.perf_counter()
+    cuda.kernel(name)
+    synchronize(cupy)
+    return time.perf_counter() - start
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+def cube_bytes(packed: Packed, n: int, dtype: Any) -> int:
+    """Bytes the fused kernel writes for a block of n paths (no cash-flow terms)."""
+    real = np.dtype(dtype).itemsize
+    shapes = output_shapes(packed, n)
+    return sum(math.prod(shape) * (4 if key == "default_month" else real)
+               for key, shape in shapes.items() if key != "flows")
+
+
+def _keep_rows(out: dict[str, Any], keep: dict[str, list[Any]], xp: ModuleType) -> None:
+    """Copy the last month of `CHECKED` out of a block's outputs (so the block can go)."""
+    for name in CHECKED:
+        keep[name].append(xp.array(out[name][-1], copy=True))
+
+
+def fused_cube(cupy: ModuleType, config: Config, packed: Packed, paths: int, block: int,
+               seed: int, to_host: bool = False) -> dict[str, list[Any]]:
+    """The fused kernel over blocks, at most two in flight; see the module docstring."""
+    keep: dict[str, list[Any]] = {name: [] for name in CHECKED}
+    pending: deque[cuda.PendingBlock] = deque()
+    for start, stop in block_bounds(paths, block):
+        pending.append(cuda.launch_block(config, seed, start, stop, to_host=to_host,
+                                         packed=packed))
+        if len(pending) > 1:
+            _finish_raw(pending.popleft(), keep, np if to_host else cupy)
+    while pending:
+        _finish_raw(pending.popleft(), keep, np if to_host else cupy)
+    synchronize(cupy)
+    return keep
+
+
+def _finish_raw(handle: cuda.PendingBlock, keep: dict[str, list[Any]], xp: ModuleType) -> None:
+    """Wait for a launched block and copy rows out of its raw (variable, month, path)
+    market array; unlike `PendingBlock.result()`, no flag arrays are converted to int8, so
+    the device does nothing but the kernel (and the copy to the host)."""
+    try:
+        handle.stream.synchronize()
+    except Exception as err:
+        raise RuntimeError(f"kernel {handle.name} failed on the block of paths "
+                           f"[{handle.start}, {handle.stop}): {err}") from err
+    arrays = handle.host_arrays if handle.host_arrays is not None else handle.device_arrays
+    for name in CHECKED:
+        keep[name].append(xp.array(arrays["market"][MARKET_OUTPUTS.index(name), -1], copy=True))
+
+
+def fused_summary(cupy: ModuleType, simulator: BlockSimulator, paths: int, block: int,
+                  seed: int) -> dict[str, list[Any]]:
+    """Kernel + sketches on the device, merged on the host; see the module docstring."""
+    config = simulator.config
+    summary = Summary.empty(config)
+    keep: dict[str, list[Any]] = {name: [] for name in CHECKED}
+    for b, (start, stop) in enumerate(block_bounds(paths, block)):
+        arrays = simulator(seed, start, stop, on_device=True)
+        summary.add(b, block_counts(config, arrays, cupy))
+        for name in PATH_OUTPUTS:
+            cupy.asnumpy(arrays[name])
+        _keep_rows(arrays, keep, cupy)
+    synchronize(cupy)
+    return keep
+
+
+def numpy_on_cupy(cupy: ModuleType, config: Config, p: MarketParams, paths: int, block: int,
+                  seed: int) -> dict[str, list[Any]]:
+    """gpusim's numpy reference on CuPy arrays, block after block."""
+    keep: dict[str, list[Any]] = {name: [] for name in CHECKED}
+    for start, stop in block_bounds(paths, block):
+        _keep_rows(simulate_block(config, seed, start, stop, xp=cupy, params=p), keep, cupy)
+    synchronize(cupy)
+    return keep

@@ -1,6 +1,6 @@
 """Parallel efficiency of dask.distributed runs, and the overhead of one block task.
 
-    python benchmarks/distributed.py [--config configs/base.yaml] [--paths 64000]
+    python benchmarks/cluster.py [--config configs/base.yaml] [--paths 64000]
         [--block-paths 4000] [--mode summary] [--json results.json]
 
 For a run of fixed size it times the in-process run and local clusters of 1 and 2 worker

@@ -110,6 +110,7 @@ class PendingBlock:
     device_arrays: dict[str, Any]
     host_arrays: dict[str, np.ndarray] | None
     record_flows: bool
+    inputs: list[Any]  # the kernel's parameter arrays, held until it has finished
 
     def result(self) -> dict[str, Any]:
         try:
@@ -166,7 +167,7 @@ def launch_block(config: Config, seed: int, start: int, stop: int, record_flows:
     except Exception as err:
         raise RuntimeError(f"kernel {name} failed to launch on the block of paths "
                            f"[{start}, {stop}): {err}") from err
-    return PendingBlock(name, start, stop, stream, raw, host, record_flows)
+    return PendingBlock(name, start, stop, stream, raw, host, record_flows, inputs)
 
 
 def simulate_block_gpu(config: Config, seed: int, start: int, stop: int,

@@ -38,13 +38,33 @@ ZERO = SIDE
 
 
 def bucket_index(values: Any, xp: ModuleType = np) -> Any:
-    """Dense bucket index (int64, same shape) of every value; NaN is an error upstream."""
-    magnitude = xp.abs(values).astype(xp.float64)
-    tiny = magnitude < MIN_MAGNITUDE
-    key = xp.ceil(xp.log(xp.where(tiny, 1.0, magnitude)) / LOG_GAMMA)
-    key = xp.clip(key, KEY_MIN, KEY_MAX).astype(xp.int64) - KEY_MIN  # 0 .. SIDE-1
-    index = xp.where(values > 0, ZERO + 1 + key, ZERO - 1 - key)
-    return xp.where(tiny, ZERO, index)
+    """Dense bucket index (int64, same shape) of every value; NaN is an error upstream.
+
+    Written with in-place operations on one float64 buffer: it runs over every value of
+    every monthly variable of every block, so it is the hot path of summary mode.
+    """
+    work = xp.abs(values).astype(xp.float64)  # |x|, then ln|x|, then the signed index
+    tiny = work < MIN_MAGNITUDE
+    xp.maximum(work, MIN_MAGNITUDE, out=work)
+    xp.log(work, out=work)
+    work /= LOG_GAMMA
+    xp.ceil(work, out=work)
+    xp.clip(work, KEY_MIN, KEY_MAX, out=work)
+    work -= KEY_MIN - 1  # 1 .. SIDE: the distance from the zero bucket
+    negative = values < 0
+    if xp is np:
+        np.negative(work, out=work, where=negative)
+    else:  # CuPy's ufuncs take no where=
+        work = xp.where(negative, -work, work)
+    work[tiny] = 0.0
+    work += ZERO
+    return work.astype(xp.int64)
+
+
+CHUNK_VALUES = 1 << 18
+"""Values bucketed at a time on the CPU: the temporaries stay in cache instead of being
+fresh, page-faulting allocations the size of a whole block (which cost more than the
+arithmetic)."""
 
 
 def accumulate(counts: Any, values: Any, xp: ModuleType = np) -> None:
@@ -52,11 +72,19 @@ def accumulate(counts: Any, values: Any, xp: ModuleType = np) -> None:
 
     All leading axes are separate sketches (e.g. month × firm); the last axis is paths.
     """
+    if not counts.flags.c_contiguous:
+        raise ValueError("counts must be C-contiguous (it is updated through a flat view)")
     series = int(np.prod(values.shape[:-1]))
-    flat = bucket_index(values.reshape(series, -1), xp)
-    flat += (xp.arange(series, dtype=xp.int64) * BUCKETS)[:, None]
-    added = xp.bincount(flat.ravel(), minlength=series * BUCKETS)
-    counts += added.reshape(counts.shape).astype(counts.dtype, copy=False)
+    rows = values.reshape(series, -1)
+    flat_counts = counts.reshape(series * BUCKETS)
+    step = series if xp is not np else max(1, CHUNK_VALUES // max(rows.shape[1], 1))
+    for first in range(0, series, step):
+        chunk = rows[first:first + step]
+        index = bucket_index(chunk, xp)
+        index += (xp.arange(len(chunk), dtype=xp.int64) * BUCKETS)[:, None]
+        added = xp.bincount(index.ravel(), minlength=len(chunk) * BUCKETS)
+        flat_counts[first * BUCKETS:(first + len(chunk)) * BUCKETS] += added.astype(
+            counts.dtype, copy=False)
 
 
 def representative(index: np.ndarray) -> np.ndarray:

@@ -76,7 +76,8 @@ def format_value(value: float) -> str:
     if not np.isfinite(value):
         return str(value)
     magnitude = abs(value)
-    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
+                          (1e3, "k")):
         if magnitude >= scale:
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"

@@ -50,8 +50,8 @@ def fan(ds: xr.Dataset, variable: str,
             long_name=VARIABLES[variable].long_name if variable in VARIABLES else variable,
             relative_accuracy=sketch.ALPHA)
     values = ds[variable]
-    if values.chunks is not None:
-        values = values.chunk({"path": -1})
+    if values.chunks is not None:  # all paths of one month at a time
+        values = values.chunk({"path": -1, "month": 1})
     return values.quantile(q, dim="path").assign_attrs(ds[variable].attrs)
 
 

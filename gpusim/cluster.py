@@ -11,6 +11,7 @@ region writes are idempotent and a block is recorded only once its task has retu
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -125,13 +126,14 @@ def run_blocks(client: Any, out: Path, config: Config, bounds: list[tuple[int, i
     done = set(summary.blocks) if summary else set(map(int, blocks_done(out).nonzero()[0]))
     task = _summary_task if mode == "summary" else _cube_task
     futures = []
+    run_id = uuid.uuid4().hex  # keys are shared by every client of a scheduler
     for b, (start, stop) in enumerate(bounds):
         if b in done:
             if on_block is not None:
                 on_block(stop - start)
             continue
         futures.append(client.submit(task, str(out), config_yaml, device, seed, b, start, stop,
-                                     key=f"gpusim-{mode}-block-{b}-{seed}", retries=RETRIES,
+                                     key=f"gpusim-{mode}-{run_id}-block-{b}", retries=RETRIES,
                                      pure=False))
     for future in as_completed(futures):
         block, n, *counts = future.result()

@@ -58,7 +58,8 @@ def month_number(month: str) -> int:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
 
 
 def _pos(description: str, **kw: Any) -> Any:
@@ -151,7 +152,7 @@ class Capacity(_Model):
     """Rentable GPU capacity K, built to a schedule and retired at a constant rate."""
 
     initial_gpus: float = _pos("capacity K at the start month [H100-equivalent GPUs]")
-    retirement_per_year: float = _nonneg("retirement rate ω [1/year]")
+    retirement_per_year: float = Field(ge=0, lt=12, description="retirement rate ω [1/year]")
     build: Schedule = Field(
         default_factory=list,
         description="build schedule b, piecewise constant [H100-equivalent GPUs/month]",

@@ -24,7 +24,7 @@ import numpy as np
 ALPHA = 0.01
 """Relative accuracy of the sketch quantiles (1%): 6,221 buckets per sketch."""
 MIN_MAGNITUDE = 1e-9
-MAX_MAGNITUDE = 1e18
+MAX_MAGNITUDE = 1e30
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 LOG_GAMMA = math.log(GAMMA)
 KEY_MIN = math.ceil(math.log(MIN_MAGNITUDE) / LOG_GAMMA)

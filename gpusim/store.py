@@ -141,6 +141,9 @@ def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: 
 
 def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """The store's attributes, after checking it is the same run; else InputError."""
+    if not (out / CONTROL_GROUP / "blocks_done" / "zarr.json").is_file():
+        raise InputError(f"--resume: {out} was interrupted while it was being laid out; "
+                         "start it again with --overwrite")
     with quiet_zarr():
         attrs = dict(zarr.open_group(out, mode="r").attrs)
     differs = [key for key in IDENTITY if attrs.get(key) != identity[key]]
@@ -396,6 +399,7 @@ def run(
             attrs = check_resumable(out, identity)
         else:
             if out.exists():
+                (out / "zarr.json").unlink()  # a store killed mid-deletion is no store
                 shutil.rmtree(out)
             attrs = provenance(config, seed, paths, device_name) | identity | {
                 "config_given": source, "run_started": now_iso()}
@@ -410,6 +414,7 @@ def run(
         finished = {"run_finished": now_iso()}
         if resume:
             finished["resumed_on"] = device_name
+        zarr.consolidate_metadata(str(out))  # a store marked finished is always readable
         zarr.open_group(out, mode="r+").attrs.update(finished)
         zarr.consolidate_metadata(str(out))
     return out

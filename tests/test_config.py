@@ -63,6 +63,9 @@ def test_set_overrides_nested_values_and_list_items(small_yaml):
         ("market.price.cap=0.5", r"cap \(0\.5\) must be at least floor"),
         ("market.regime.p_boom_to_bust=1.5", r"p_boom_to_bust = 1\.5: .*less than or equal to 1"),
         ("dtype=float16", r"dtype = 'float16'"),
+        ("market.efficiency.trend_per_year=.nan", r"trend_per_year = nan"),
+        ("market.price.cap=.inf", r"market\.price\.cap = inf"),
+        ("market.capacity.retirement_per_year=13", r"retirement_per_year = 13"),
     ],
 )
 def test_bad_values_name_the_field(small_yaml, override, expected):

@@ -183,3 +183,13 @@ def test_sketch_quantile_is_within_alpha_of_the_lower_order_statistic(values, q)
     exact = np.quantile(values, q, method="lower")
     got = sketch.quantiles(counts, q)[0, 0]
     assert abs(got - exact) <= sketch.ALPHA * abs(exact) + 1e-300
+
+
+def test_sketch_covers_token_demand_far_above_1e18():
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(np.log(1e21), 1.0, 5001)
+    counts = np.zeros((1, sketch.BUCKETS), np.int64)
+    sketch.accumulate(counts, values[None, :])
+    q = [0.05, 0.5, 0.95]
+    exact = np.quantile(values, q, method="lower")
+    assert np.all(np.abs(sketch.quantiles(counts, q)[0] - exact) <= sketch.ALPHA * exact)

@@ -19,8 +19,9 @@ from gpusim.config import Config
 from gpusim.engine import check_finite
 from gpusim.errors import InputError
 
-COMPILE_OPTIONS = ("-std=c++14",)
-"""NVRTC options, in one place (the include path is added by the loader)."""
+COMPILE_OPTIONS = ("-std=c++14", "--fmad=false")
+"""NVRTC options, in one place (the include path is added by the loader). No FMA
+contraction, like the host build, so the kernel rounds as numpy does."""
 
 THREADS_PER_BLOCK = 128
 
@@ -71,7 +72,11 @@ def kernel_source() -> str:
 def _module(device_id: int) -> Any:
     import cupy
 
-    options = (*COMPILE_OPTIONS, f"-I{kernel_dir()}")
+    from gpusim.backends.host import sources_digest
+
+    # CuPy's cache key covers gpusim.cu's text, not the headers it includes: the digest
+    # of all kernel sources makes an edited header a new kernel.
+    options = (*COMPILE_OPTIONS, f"-I{kernel_dir()}", f"-DGPUSIM_SOURCES={sources_digest()}")
     with cupy.cuda.Device(device_id):
         module = cupy.RawModule(code=kernel_source(), options=options)
         module.compile()

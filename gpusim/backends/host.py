@@ -34,7 +34,7 @@ def host_compiler() -> str | None:
     return None
 
 
-def _sources_digest() -> str:
+def sources_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted(kernel_dir().glob("*.c*")):
         digest.update(path.name.encode() + path.read_bytes())
@@ -49,7 +49,7 @@ def host_library() -> ctypes.CDLL:
         raise RuntimeError("no C++ compiler found (set CXX) to build the host kernel library")
     out_dir = Path(os.environ.get("GPUSIM_CACHE", Path(tempfile.gettempdir()) / "gpusim"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    lib = out_dir / f"libgpusim_host-{_sources_digest()}.so"
+    lib = out_dir / f"libgpusim_host-{sources_digest()}.so"
     if not lib.exists():
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
         cmd = [compiler, *HOST_FLAGS, str(kernel_dir() / "host.cpp"), "-o", str(tmp)]

@@ -150,7 +150,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
   R interest_sum = (R)0, principal_sum = (R)0, sweep_sum = (R)0, repay_sum = (R)0;
   R call_sum = (R)0, pledged_value_sum = (R)0, pledged_balance_sum = (R)0, required = (R)0;
   int breach = 0;
-  double pledged_total = 0.0;
+  R pledged_total = (R)0;  // pledged to lenders with a claim: their GPUs are seized
   for (int j = j0; j < j0 + nj; ++j) {
     const double* fa = in.facility_table + j * FA_COUNT;
     R b = s.balance[j];
@@ -201,12 +201,12 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     cash = cash - interest - principal - sweep - repayment - call;
     interest_sum = interest_sum + interest; principal_sum = principal_sum + principal;
     sweep_sum = sweep_sum + sweep; repay_sum = repay_sum + repayment; call_sum = call_sum + call;
-    pledged_total = pledged_total + fa[FA_PLEDGED];
+    pledged_total = pledged_total + (claims[j - j0] > (R)0 ? (R)fa[FA_PLEDGED] : (R)0);
   }
 
   // 7. liquidity test and default
   int defaults = cash < required || cash < (R)0;
-  R seized = defaults ? (R)(pledged_total * gpus) : (R)0;
+  R seized = defaults ? pledged_total * (R)gpus : (R)0;
   if (defaults) {
     R pool = seized * m.collateral * (R)(1.0 - ft[FT_HAIRCUT])
              + gs_max(cash_before_service + posted_before, (R)0);

@@ -28,11 +28,12 @@ market of that month, in MODEL.md's order:
    lower unrestricted cash, which is what makes fire-sale feedback raise defaults;
 7. cash below the largest minimum-liquidity covenant of the outstanding facilities (or
    below zero) is a default. In the default month the firm pays nothing through steps 4–6:
-   each lender's claim is its balance before them plus that month's interest; the pledged
-   GPUs are sold at V·(1 − haircut), and the proceeds plus the cash left after step 3
-   (unrestricted and posted) go to the claims by seniority; what is unpaid is the lender's
-   loss. The seized GPUs are returned so that the market's fire-sale term sees them next
-   month. A defaulted firm stays defaulted: from then on its flows, cash and debt are zero.
+   each lender's claim is its balance before them plus that month's interest; the GPUs
+   pledged to facilities with a claim are sold at V·(1 − haircut), and the proceeds plus
+   the cash left after step 3 (unrestricted and posted) go to the claims by seniority; what
+   is unpaid is the lender's loss. The seized GPUs are returned so that the market's
+   fire-sale term sees them next month. A defaulted firm stays defaulted: from then on its
+   flows, cash and debt are zero.
 
 Every month's cash change is the sum of the `FLOWS` terms, which can be recorded.
 """
@@ -349,8 +350,10 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
 
     # 7. liquidity test and default
     defaults = alive & ((cash < required) | (cash < 0))
-    seized = xp.where(defaults, sum((f.pledged_share for f in spec.facilities), 0.0) * spec.gpus,
-                      0.0)
+    # only GPUs pledged to a lender with a claim are seized (a repaid loan's are not)
+    pledged = sum((xp.where(claims[j] > 0, f.pledged_share, 0.0)
+                   for j, f in enumerate(spec.facilities)), zero)
+    seized = xp.where(defaults, pledged * spec.gpus, 0.0)
     posted_before = sum(posted_before, zero)
     pool = seized * m.collateral * (1.0 - spec.haircut) + xp.maximum(
         cash_before_service + posted_before, 0.0)

@@ -8,6 +8,7 @@ template <typename R> struct FirmsState {
   R cash[MAX_FIRMS];
   int defaulted[MAX_FIRMS], default_month[MAX_FIRMS];
   int active[MAX_CONTRACTS], end[MAX_CONTRACTS];
+  int gone[MAX_CONTRACTS];  // the contract's counterparty has defaulted (for good)
   R price[MAX_CONTRACTS];
   R balance[MAX_FACILITIES], undrawn[MAX_FACILITIES], rate[MAX_FACILITIES];
   R loss[MAX_FACILITIES], posted[MAX_FACILITIES];
@@ -46,6 +47,7 @@ GPUSIM_HD void firms_init(FirmsState<R>& s, const FirmInputs& in) {
   for (int c = 0; c < in.n_contracts; ++c) {
     const double* ct = in.contract_table + c * CT_COUNT;
     s.active[c] = ct[CT_START] <= 0.0;
+    s.gone[c] = 0;
     s.price[c] = (R)ct[CT_PRICE];
     s.end[c] = (int)ct[CT_END];
   }
@@ -72,15 +74,16 @@ GPUSIM_HD void update_contracts(FirmsState<R>& s, const double* contract_table, 
   for (int k = 0; k < count; ++k) {
     int c = first + k;
     const double* ct = contract_table + c * CT_COUNT;
-    if (t == (int)ct[CT_START]) s.active[c] = 1;
+    double hazard = m.regime == 0 ? ct[CT_HAZARD_BOOM] : ct[CT_HAZARD_BUST];
+    s.gone[c] = s.gone[c] || u_default[k] < (R)hazard;
+    if (t == (int)ct[CT_START]) s.active[c] = !s.gone[c];
     int due = s.active[c] && s.end[c] < t;
     int renew = due && u_renew[k] < renewal_probability(ct, m.price, s.price[c], t);
     if (renew) {
       s.price[c] = m.price * (R)(1.0 + ct[CT_PREMIUM]);
       s.end[c] = t + (int)ct[CT_TERM] - 1;
     }
-    double hazard = m.regime == 0 ? ct[CT_HAZARD_BOOM] : ct[CT_HAZARD_BUST];
-    s.active[c] = s.active[c] && !(due && !renew) && !(u_default[k] < (R)hazard);
+    s.active[c] = s.active[c] && !(due && !renew) && !s.gone[c];
   }
 }
 

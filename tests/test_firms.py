@@ -292,3 +292,33 @@ def test_a_counterparty_defaults_once_for_all_its_contracts():
 def test_inconsistent_counterparty_is_rejected():
     with pytest.raises(InputError, match="counterparty 'bigco' is described differently"):
         firms_config("firms.0.contracts.1.counterparty.name=bigco")
+
+
+def test_a_defaulted_counterpartys_forward_contract_never_starts():
+    shared = {"name": "bigco", "default_hazard": {"boom": 0.2, "bust": 0.2}}
+    firm = {"name": "a", "opening_cash": 1e12,
+            "fleet": {"gpus": 2000, "kw_per_gpu": 1, "power_price": 0.1,
+                      "opex_per_gpu_hour": 0.1, "overhead_per_month": 0},
+            "contracts": [
+                {"name": "now", "gpus": 1000, "price": 2.2, "end": "2031-01",
+                 "renewal": {"p0": 1, "theta": 0}, "counterparty": shared},
+                {"name": "later", "gpus": 1000, "price": 3.0, "start": "2026-10",
+                 "end": "2031-01", "renewal": {"p0": 1, "theta": 0}, "counterparty": shared}]}
+    raw = apply_overrides(SMALL, [])
+    raw["firms"] = [firm]
+    config = config_from_dict(raw)
+    spec = firms.firm_specs(config)[0]
+    n = 4000
+    state = firms.initial_firm_state(spec, n, np.float64)
+    paths = np.arange(n, dtype=np.uint64)
+    market = firms.MarketNow(price=np.full(n, 2.0), utilization=np.ones(n),
+                             collateral=np.ones(n), sofr=np.zeros(n), spread=np.zeros(n),
+                             regime=np.zeros(n, dtype=np.int8), hours=HOURS)
+    for t in range(12):
+        u = contract_uniforms(1, paths, t, 2)
+        firms.update_contracts(spec, state, market, t, [u[0, 0], u[1, 0]],
+                               [u[spec.contracts[0].default_stream, 1]] * 2, np)
+    defaulted_early = state.gone[0]
+    assert defaulted_early.mean() > 0.5
+    assert not (state.active[1] & defaulted_early).any()
+    np.testing.assert_array_equal(state.active[0], state.active[1])

@@ -183,6 +183,7 @@ class FirmState:
     defaulted: Any  # bool
     default_month: Any  # int32, -1 while alive
     active: list[Any]  # per contract, bool: paying this month
+    gone: list[Any]  # per contract, bool: its counterparty has defaulted (for good)
     price: list[Any]  # per contract, current price [USD/GPU-hour]
     end: list[Any]  # per contract, last paying month of the current term (int32)
     balance: list[Any]  # per facility [USD]
@@ -203,6 +204,7 @@ def initial_firm_state(spec: FirmSpec, n: int, dtype: Any, xp: ModuleType = np) 
         cash=full(spec.opening_cash), defaulted=xp.zeros(n, dtype=bool),
         default_month=full(-1, xp.int32),
         active=[xp.full(n, c.start <= 0, dtype=bool) for c in spec.contracts],
+        gone=[xp.zeros(n, dtype=bool) for c in spec.contracts],
         price=[full(c.price) for c in spec.contracts],
         end=[full(c.end, xp.int32) for c in spec.contracts],
         balance=[full(f.balance) for f in spec.facilities],
@@ -239,14 +241,15 @@ def update_contracts(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew
                      u_default: list[Any], xp: ModuleType) -> None:
     """Step 1: starts, renewals or lapses at term end, counterparty defaults."""
     for k, c in enumerate(spec.contracts):
+        hazard = xp.where(m.regime == 0, c.hazard[0], c.hazard[1])
+        s.gone[k] = s.gone[k] | (u_default[k] < hazard)  # a defaulted counterparty stays so
         if t == c.start:
-            s.active[k] = xp.ones_like(s.active[k])
+            s.active[k] = ~s.gone[k]
         due = s.active[k] & (s.end[k] < t)
         renew = due & (u_renew[k] < renewal_probability(c, m.price, s.price[k], t, xp))
         s.price[k] = xp.where(renew, m.price * (1.0 + c.premium), s.price[k])
         s.end[k] = xp.where(renew, t + c.term - 1, s.end[k]).astype(xp.int32)
-        hazard = xp.where(m.regime == 0, c.hazard[0], c.hazard[1])
-        s.active[k] = s.active[k] & ~(due & ~renew) & ~(u_default[k] < hazard)
+        s.active[k] = s.active[k] & ~(due & ~renew) & ~s.gone[k]
 
 
 def level_payment(balance: Any, monthly_rate: Any, months_left: Any, xp: ModuleType) -> Any:

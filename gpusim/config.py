@@ -362,6 +362,17 @@ class Firm(_Model):
             raise ValueError(
                 f"{where}: facilities.pledged_share add up to {pledged:g}; expected ≤ 1")
         _unique([f.seniority for f in self.facilities], f"{where}: facilities.seniority")
+        for j, c in enumerate(self.contracts):
+            if c.start is not None and month_number(c.start) > month_number(c.end):
+                raise ValueError(f"{where}: contracts.{j}.start = {c.start!r} is after its end "
+                                 f"{c.end!r}")
+        for j, f in enumerate(self.facilities):
+            late = [s.month for s in f.draws
+                    if s.value > 0 and month_number(s.month) > month_number(f.maturity)]
+            if late:
+                raise ValueError(f"{where}: facilities.{j}.draws.month = {late[0]!r} is after "
+                                 f"its maturity {f.maturity!r}; a facility draws only until "
+                                 "it matures")
         for i, facility in enumerate(self.facilities):
             for contract in facility.secured_on:
                 if contract not in names:

@@ -232,11 +232,14 @@ def test_counterparty_default_frequency_by_regime():
     ("firms.0.facilities.1.pledged_share=0.6", "pledged_share add up to 1.1"),
     ("firms.0.facilities.1.seniority=1", "seniority must be unique; repeated: 1"),
     ("firms.0.facilities.0.secured_on=[ghost]", "names 'ghost'"),
-    ("firms.0.facilities.0.draws.0.month=2030-01", "draws.0.month = '2030-01' is outside"),
+    ("firms.0.facilities.0.draws.0.month=2025-01", "draws.0.month = '2025-01' is outside"),
     ("firms.0.contracts.0.end=2025-06", "end = '2025-06' is before the start month"),
     ("firms.1.name=lessor", "firms.name must be unique"),
     ("firms.0.facilities.0.rate_type=variable", "rate_type = 'variable'"),
     ("firms.0.facilities.0.amortisation=level", "did you mean 'amortization'"),
+    ("firms.0.contracts.0.start=2027-06", "contracts.0.start = '2027-06' is after its end"),
+    ("firms.0.facilities.1.draws=[{month: 2027-11, value: 1.0e7}]",
+     "draws.month = '2027-11' is after its maturity"),
 ])
 def test_bad_firm_configs_name_the_firm_and_field(override, named):
     with pytest.raises(InputError, match=None) as err:

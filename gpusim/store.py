@@ -72,7 +72,8 @@ CHECKPOINT = "_gpusim_checkpoint.npz"
 CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
 """Summary mode saves its sketches at most this often (and at the end); a killed summary
 run recomputes at most this many seconds of blocks when resumed."""
-IDENTITY = ("config", "seed", "paths", "block_paths", "mode", "dtype", "months", "start")
+IDENTITY = ("config", "seed", "paths", "block_paths", "mode", "dtype", "months", "start",
+            "gpusim_version")
 """Attributes a resumed run must share with the store it continues."""
 
 WRITERS = 2

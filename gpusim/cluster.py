@@ -83,12 +83,13 @@ def _simulator(config_yaml: str, device: str) -> BlockSimulator:
 
 def _cube_task(out: str, config_yaml: str, device: str, seed: int, block: int, start: int,
                stop: int) -> tuple[int, int]:
-    from gpusim.store import cube_block, quiet_zarr, write_region
+    from gpusim.cube import block_dataset
+    from gpusim.store import quiet_zarr, write_region
 
     simulator = _simulator(config_yaml, device)
+    ds = block_dataset(simulator(seed, start, stop), start, simulator.config)
     with quiet_zarr():
-        write_region(Path(out), cube_block(Path(out), simulator.config, simulator, seed, start,
-                                           stop), start, stop)
+        write_region(Path(out), ds, start, stop)
     return block, stop - start
 
 

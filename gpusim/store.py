@@ -336,12 +336,6 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 # --- one block: what a worker does ---------------------------------------------------------
 
-def cube_block(out: Path, config: Config, simulator: BlockSimulator, seed: int, start: int,
-               stop: int) -> xr.Dataset:
-    """Simulate one block for a cube (the write happens where the caller chooses)."""
-    return block_dataset(simulator(seed, start, stop), start, config)
-
-
 def summary_block(out: Path, config: Config, simulator: BlockSimulator, seed: int, start: int,
                   stop: int) -> dict[str, SparseCounts]:
     """Simulate one block for a summary store: write its exact per-path variables, return

@@ -99,7 +99,7 @@ def _summary_task(out: str, config_yaml: str, device: str, seed: int, block: int
 
     simulator = _simulator(config_yaml, device)
     with quiet_zarr():
-        counts = summary_block(Path(out), simulator.config, simulator, seed, start, stop)
+        counts = summary_block(Path(out), simulator, seed, start, stop)
     return block, stop - start, counts
 
 

@@ -197,15 +197,16 @@ class BlockSimulator:
             from gpusim.backends import cuda
 
             return cuda.launch_block(self.config, seed, start, stop, to_host=not on_device,
-                                     packed=self._packed)
+                                     packed=self.packed)
         return _Done(simulate_block(self.config, seed, start, stop, params=self._params))
 
     def __post_init__(self) -> None:
         self._params = market_params(self.config)
+        self.packed = None  # the kernel's inputs (gpusim.backends.packing.Packed) on a GPU
         if self.device == "gpu":
             from gpusim.backends.packing import pack
 
-            self._packed = pack(self.config)
+            self.packed = pack(self.config)
 
 
 @dataclass

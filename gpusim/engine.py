@@ -40,6 +40,9 @@ FACILITY_OUTPUTS: tuple[str, ...] = ("balance", "loss")
 PATH_OUTPUTS: tuple[str, ...] = ("default_month", "loss_total")
 """Per path: default month index per firm (-1: none), total loss per facility."""
 
+FLAG_OUTPUTS: tuple[str, ...] = ("regime", "ltv_breach", "defaulted")
+"""Monthly 0/1 variables (regime: 1 is bust): counted in summary mode, not sketched."""
+
 INTEGER_OUTPUTS = {"regime": "int8", "ltv_breach": "int8", "defaulted": "int8",
                    "default_month": "int32"}
 

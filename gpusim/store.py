@@ -60,6 +60,12 @@ from gpusim.engine import (
     block_bounds,
 )
 from gpusim.errors import InputError
+from gpusim.summary import (
+    BlockSummary,
+    SparseCounts,
+    launch_block_summary,
+    summary_variables,
+)
 
 DEFAULT_BLOCK_PATHS = 16_384
 """Paths per block (and chunk) on the CPU: a block of the base scenario is ~400 MB."""
@@ -81,10 +87,6 @@ WRITERS = 2
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 """Chosen by measurement (benchmarks/store.py): the best ratio (≈2.3× on a firms cube) at
 the same write speed as zstd alone or no compression; see README, 'Stores'."""
-
-FLAGS = ("regime", "ltv_breach", "defaulted")
-"""Monthly 0/1 variables: counted in summary mode, not sketched."""
-
 
 @contextmanager
 def quiet_zarr() -> Iterator[None]:
@@ -169,33 +171,6 @@ def _sizes(config: Config, paths: int) -> dict[str, int]:
     return {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
             "facility": sum(len(f.facilities) for f in config.firms),
             "bucket": sketch.BUCKETS}
-
-
-def sketched(config: Config) -> list[str]:
-    """Monthly variables that summary mode keeps as sketches."""
-    return [name for name in output_names(config)
-            if name not in FLAGS and name not in PATH_OUTPUTS]
-
-
-def summary_variables(config: Config) -> dict[str, tuple[tuple[str, ...], str, dict]]:
-    """name → (dims, dtype, attrs) of a summary store's data variables."""
-    out: dict[str, tuple[tuple[str, ...], str, dict]] = {}
-    for name in output_names(config):
-        dims = VARIABLES[name].dims
-        if name in PATH_OUTPUTS:
-            out[name] = (dims, output_dtype(name, config), variable_attrs(name))
-        elif name not in FLAGS:
-            out[f"{name}_sketch"] = (
-                (*dims[1:], "bucket"), "int64",
-                {"units": "paths", "long_name": f"quantile sketch of {name} "
-                 f"({VARIABLES[name].units}): paths per bucket",
-                 "sketched_units": VARIABLES[name].units})
-    out["bust_count"] = (("month",), "int64",
-                         {"units": "paths", "long_name": "paths in the bust regime"})
-    if config.firms:
-        out["ltv_breach_count"] = (("month", "firm"), "int64",
-                                   {"units": "paths", "long_name": "paths with an LTV breach"})
-    return out
 
 
 def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs: dict,
@@ -304,49 +279,23 @@ class Summary:
         return summary
 
 
-SparseCounts = tuple[np.ndarray, np.ndarray]
-"""(flat indices, counts) of the nonzero entries of a count array: what a block's sketch
-costs to ship from a worker (a dense one is ~6,000 buckets per month and series)."""
-
-
-def block_counts(config: Config, arrays: dict[str, Any], xp: Any = np
-                 ) -> dict[str, SparseCounts]:
-    """One block's sketches and counts, sparse, from its engine outputs (month-major)."""
-    sizes = _sizes(config, 0)
-    out = {}
-    for name, (dims, _, _) in summary_variables(config).items():
-        if name in PATH_OUTPUTS:
-            continue
-        if name.endswith("_sketch"):
-            dense = xp.zeros(tuple(sizes[d] for d in dims), dtype=xp.int64)
-            sketch.accumulate(dense, arrays[name.removesuffix("_sketch")], xp)
-        elif name == "bust_count":
-            dense = (arrays["regime"] == 1).sum(axis=-1)
-        else:  # ltv_breach_count
-            dense = arrays["ltv_breach"].sum(axis=-1)
-        dense = _to_numpy(dense).astype(np.int64).reshape(-1)
-        index = np.flatnonzero(dense)
-        out[name] = (index, dense[index])
-    return out
-
-
-def _to_numpy(values: Any) -> np.ndarray:
-    return values.get() if hasattr(values, "get") else np.asarray(values)
-
-
-# --- one block: what a worker does ---------------------------------------------------------
-
-def summary_block(out: Path, config: Config, simulator: BlockSimulator, seed: int, start: int,
-                  stop: int) -> dict[str, SparseCounts]:
-    """Simulate one block for a summary store: write its exact per-path variables, return
-    its sketches and counts. On a GPU the sketches are built on the device."""
-    arrays = simulator(seed, start, stop, on_device=True)
+def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int
+                   ) -> None:
+    """Write a summary block's exact per-path variables into their region of the store."""
     per_path = xr.Dataset({
-        name: (VARIABLES[name].dims, to_path_major(_to_numpy(arrays[name]), VARIABLES[name].dims))
+        name: (VARIABLES[name].dims, to_path_major(block.per_path[name], VARIABLES[name].dims))
         for name in PATH_OUTPUTS if name in output_names(config)})
     if per_path.data_vars:
         write_region(out, per_path, start, stop)
-    return block_counts(config, arrays, simulator.xp)
+
+
+def summary_block(out: Path, simulator: BlockSimulator, seed: int, start: int, stop: int
+                  ) -> dict[str, SparseCounts]:
+    """Simulate one block for a summary store: write its exact per-path variables, return
+    its sketches and counts (built on the device on a GPU). What a cluster task does."""
+    block = launch_block_summary(simulator, seed, start, stop).result()
+    write_per_path(out, simulator.config, block, start, stop)
+    return block.counts
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -465,15 +414,32 @@ def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
 
 def _run_summary(out: Path, config: Config, bounds: list[tuple[int, int]],
                  simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
-    """Fold blocks into sketches; on a GPU the sketches are built on the device and only
-    counts and the per-path default months and losses come back to the host."""
+    """Fold blocks into sketches. On a GPU the fused summary kernel builds them on the
+    device, and the next block's kernel runs while this thread merges the last one's
+    counts and writes its per-path default months and losses."""
     summary = Summary.load(out / CHECKPOINT, config)
-    for b, (start, stop) in enumerate(bounds):
-        if b not in summary.blocks:
-            summary.add(b, summary_block(out, config, simulator, seed, start, stop))
-            summary.checkpoint_if_due(out)
+
+    def fold(launched: tuple[int, Any, int, int]) -> None:
+        b, handle, start, stop = launched
+        block = handle.result()
+        write_per_path(out, config, block, start, stop)
+        summary.add(b, block.counts)
+        summary.checkpoint_if_due(out)
         if on_block is not None:
             on_block(stop - start)
+
+    previous = None  # launched, not yet folded in
+    for b, (start, stop) in enumerate(bounds):
+        if b in summary.blocks:
+            if on_block is not None:
+                on_block(stop - start)
+            continue
+        launched = (b, launch_block_summary(simulator, seed, start, stop), start, stop)
+        if previous is not None:
+            fold(previous)
+        previous = launched
+    if previous is not None:
+        fold(previous)
     summary.finish(out)
 
 

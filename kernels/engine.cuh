@@ -8,6 +8,7 @@
 #include "market.cuh"
 #include "params.cuh"
 #include "philox.cuh"
+#include "sketch.cuh"
 
 struct Inputs {
   const double* mp;       // MP_COUNT market scalars
@@ -16,8 +17,11 @@ struct Inputs {
   int months;
 };
 
-// Where one block's cube goes: (variable, month, [entity,] path) with the path fastest, so
-// neighbouring threads write neighbouring addresses. Offsets are 64-bit.
+// Where a path's outputs go. The kernel is written once against the emit_* functions
+// below; each output kind (a cube block, or summary-mode counts) overloads them.
+
+// Cube: (variable, month, [entity,] path) with the path fastest, so neighbouring threads
+// write neighbouring addresses. Offsets are 64-bit.
 template <typename R> struct CubeOut {
   R* market;            // MO_COUNT x months x n
   R* firm;              // FO_COUNT x months x n_firms x n
@@ -28,10 +32,21 @@ template <typename R> struct CubeOut {
   long long n;
 };
 
-template <typename R>
-GPUSIM_HD void put_market(const CubeOut<R>& o, int months, int v, int t, long long i, R x) {
-  o.market[((long long)v * months + t) * o.n + i] = x;
-}
+// Summary: every monthly value is counted in its sketch bucket (sketch.cuh), the 0/1
+// variables are counted where 1, and only the per-path results are written. Counts are
+// per block (32-bit: a block has fewer than 2^31 paths); the host merges blocks.
+template <typename R> struct SummaryOut {
+  unsigned* market;      // MO_COUNT x months x buckets (the regime's rows stay 0)
+  unsigned* firm;        // FO_COUNT x months x n_firms x buckets (the flags' rows stay 0)
+  unsigned* facility;    // AO_COUNT x months x n_facilities x buckets
+  unsigned* bust;        // months: paths in the bust regime
+  unsigned* ltv_breach;  // months x n_firms: paths with an LTV breach
+  unsigned* nonfinite;   // 1: NaN or Inf values met (an error the host reports)
+  int* default_month;    // n_firms x n
+  R* loss_total;         // n_facilities x n
+  long long n;
+  SketchLayout sketch;
+};
 
 template <typename R>
 GPUSIM_HD void put_entity(R* base, int months, int entities, int v, int t, int e, long long n,
@@ -39,10 +54,70 @@ GPUSIM_HD void put_entity(R* base, int months, int entities, int v, int t, int e
   base[(((long long)v * months + t) * entities + e) * n + i] = x;
 }
 
-// Simulate path `path` (its index i within the block) and write its cube.
 template <typename R>
+GPUSIM_HD void emit_market(const CubeOut<R>& o, int months, int v, int t, long long i, R x) {
+  o.market[((long long)v * months + t) * o.n + i] = x;
+}
+
+template <typename R>
+GPUSIM_HD void emit_firm(const CubeOut<R>& o, int months, int n_firms, int v, int t, int f,
+                         long long i, R x) {
+  put_entity(o.firm, months, n_firms, v, t, f, o.n, i, x);
+}
+
+template <typename R>
+GPUSIM_HD void emit_facility(const CubeOut<R>& o, int months, int n_facilities, int v, int t,
+                             int j, long long i, R x) {
+  put_entity(o.facility, months, n_facilities, v, t, j, o.n, i, x);
+}
+
+template <typename R>
+GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, int f,
+                          long long i, const R* flows) {
+  if (o.flows)
+    for (int v = 0; v < FL_COUNT; ++v)
+      put_entity(o.flows, months, n_firms, v, t, f, o.n, i, flows[v]);
+}
+
+// Count x in sketch `series` (its row of `counts`); a NaN or Inf is also counted apart.
+template <typename R>
+GPUSIM_HD void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
+  if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
+  count_one(counts, series * o.sketch.buckets + sketch_bucket(o.sketch, (double)x));
+}
+
+template <typename R>
+GPUSIM_HD void emit_market(const SummaryOut<R>& o, int months, int v, int t, long long, R x) {
+  if (v == MO_REGIME) {
+    if (x == (R)1) count_one(o.bust, t);
+  } else {
+    count_value(o, o.market, (long long)v * months + t, x);
+  }
+}
+
+template <typename R>
+GPUSIM_HD void emit_firm(const SummaryOut<R>& o, int months, int n_firms, int v, int t, int f,
+                         long long, R x) {
+  if (v == FO_LTV_BREACH) {
+    if (x != (R)0) count_one(o.ltv_breach, (long long)t * n_firms + f);
+  } else if (v != FO_DEFAULTED) {  // default curves come from the exact default months
+    count_value(o, o.firm, ((long long)v * months + t) * n_firms + f, x);
+  }
+}
+
+template <typename R>
+GPUSIM_HD void emit_facility(const SummaryOut<R>& o, int months, int n_facilities, int v,
+                             int t, int j, long long, R x) {
+  count_value(o, o.facility, ((long long)v * months + t) * n_facilities + j, x);
+}
+
+template <typename R>
+GPUSIM_HD void emit_flows(const SummaryOut<R>&, int, int, int, int, long long, const R*) {}
+
+// Simulate path `path` (its index i within the block) and write its cube.
+template <typename R, template <typename> class Out>
 GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
-                             const CubeOut<R>& o) {
+                             const Out<R>& o) {
   const int months = in.months;
   const double* mp = in.mp;
   const FirmInputs& fi = in.firms;
@@ -61,15 +136,15 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
     now.spread = (R)exp(s.ln_s);
     now.regime = s.regime;
     now.hours = mp[MP_HOURS];
-    put_market(o, months, MO_TOKEN_DEMAND, t, i, (R)exp(s.ln_d));
-    put_market(o, months, MO_GPU_HOUR_DEMAND, t, i, h);
-    put_market(o, months, MO_CAPACITY, t, i, s.k);
-    put_market(o, months, MO_UTILIZATION, t, i, u);
-    put_market(o, months, MO_RENTAL_PRICE, t, i, now.price);
-    put_market(o, months, MO_COLLATERAL_VALUE, t, i, now.collateral);
-    put_market(o, months, MO_SOFR, t, i, now.sofr);
-    put_market(o, months, MO_CREDIT_SPREAD, t, i, now.spread);
-    put_market(o, months, MO_REGIME, t, i, (R)s.regime);
+    emit_market(o, months, MO_TOKEN_DEMAND, t, i, (R)exp(s.ln_d));
+    emit_market(o, months, MO_GPU_HOUR_DEMAND, t, i, h);
+    emit_market(o, months, MO_CAPACITY, t, i, s.k);
+    emit_market(o, months, MO_UTILIZATION, t, i, u);
+    emit_market(o, months, MO_RENTAL_PRICE, t, i, now.price);
+    emit_market(o, months, MO_COLLATERAL_VALUE, t, i, now.collateral);
+    emit_market(o, months, MO_SOFR, t, i, now.sofr);
+    emit_market(o, months, MO_CREDIT_SPREAD, t, i, now.spread);
+    emit_market(o, months, MO_REGIME, t, i, (R)s.regime);
 
     R seized = (R)0;
     for (int f = 0; f < fi.n_firms; ++f) {
@@ -87,16 +162,13 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       FirmMonth<R> r = firm_month(fs, fi, f, now, t, u_renew, u_default);
       const R values[FO_COUNT] = {r.revenue, r.ebitda, r.cash, r.debt, r.ltv, r.ltv_breach,
                                   r.defaulted};
-      for (int v = 0; v < FO_COUNT; ++v)
-        put_entity(o.firm, months, fi.n_firms, v, t, f, o.n, i, values[v]);
-      if (o.flows)
-        for (int v = 0; v < FL_COUNT; ++v)
-          put_entity(o.flows, months, fi.n_firms, v, t, f, o.n, i, r.flows[v]);
+      for (int v = 0; v < FO_COUNT; ++v) emit_firm(o, months, fi.n_firms, v, t, f, i, values[v]);
+      emit_flows(o, months, fi.n_firms, t, f, i, r.flows);
       seized = seized + r.seized;
     }
     for (int j = 0; j < fi.n_facilities; ++j) {
-      put_entity(o.facility, months, fi.n_facilities, AO_BALANCE, t, j, o.n, i, fs.balance[j]);
-      put_entity(o.facility, months, fi.n_facilities, AO_LOSS, t, j, o.n, i, fs.loss[j]);
+      emit_facility(o, months, fi.n_facilities, AO_BALANCE, t, j, i, fs.balance[j]);
+      emit_facility(o, months, fi.n_facilities, AO_LOSS, t, j, i, fs.loss[j]);
     }
     if (t + 1 < months) {
       double eps[6], uni[2];
@@ -110,6 +182,22 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       market_advance(s, mp, in.monthly, months, t, u, z, uni, seized);
     }
   }
-  for (int f = 0; f < fi.n_firms; ++f) o.default_month[(long long)f * o.n + i] = fs.default_month[f];
+  for (int f = 0; f < fi.n_firms; ++f)
+    o.default_month[(long long)f * o.n + i] = fs.default_month[f];
   for (int j = 0; j < fi.n_facilities; ++j) o.loss_total[(long long)j * o.n + i] = fs.loss[j];
 }
+
+// The kernels' common arguments (gpusim.cu, host.cpp; packed by gpusim/backends), and
+// the Inputs they make.
+#define GPUSIM_INPUT_PARAMS                                                                  \
+  const double *mp, const double *monthly, const double *firm_table,                         \
+      const double *contract_table, const double *facility_table, const double *capex,       \
+      const double *draws, int n_firms, int n_contracts, int n_facilities, int months,       \
+      u64 seed, long long path0, long long n
+#define GPUSIM_INPUTS                                                                        \
+  Inputs {                                                                                   \
+    mp, monthly,                                                                             \
+        {firm_table, contract_table, facility_table, capex, draws, n_firms, n_contracts,     \
+         n_facilities, months},                                                              \
+        months                                                                               \
+  }

@@ -136,3 +136,22 @@ def test_cli_bench_on_a_gpu_without_one_is_bad_input(tmp_path, capsys):
     assert main(["bench", "--device", "gpu", "--out", str(tmp_path / "x.json")]) == 2
     assert "no GPU" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_sketch_check_holds_sketches_to_their_bound():
+    """A summary row's sketches pass against the exact values of the same paths, and fail
+    once the values move by more than the sketch's relative accuracy."""
+    from gpusim import sketch
+
+    rng = np.random.default_rng(1)
+    ref = {name: np.exp(rng.standard_normal(5000)) for name in peers.CHECKED}
+
+    def sketches(scale: float) -> dict[str, np.ndarray]:
+        out = {}
+        for name, values in ref.items():
+            out[name] = np.zeros(sketch.BUCKETS, np.int64)
+            sketch.accumulate(out[name][None], (scale * values)[None])
+        return out
+
+    assert peers.sketch_check(ref, sketches(1.0))["pass"]
+    assert not peers.sketch_check(ref, sketches(1.05))["pass"]

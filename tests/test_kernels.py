@@ -17,10 +17,12 @@ import pytest
 from conftest import CONFIGS
 from helpers import firms_config, small_config
 
-from gpusim import load_config
+from gpusim import load_config, sketch
 from gpusim.backends import host
+from gpusim.backends.cuda import KERNELS
 from gpusim.backends.packing import check_names, kernel_dir, layout, pack
-from gpusim.engine import INTEGER_OUTPUTS, simulate_block
+from gpusim.engine import INTEGER_OUTPUTS, PATH_OUTPUTS, simulate_block
+from gpusim.summary import count_names, dense_counts
 
 needs_cxx = pytest.mark.skipif(host.host_compiler() is None,
                                reason="no C++ compiler (g++, c++, clang++ or $CXX) found")
@@ -115,7 +117,8 @@ def test_kernels_compile_to_ptx(tmp_path, arch):
          str(out)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     ptx = out.read_text()
-    assert ".entry simulate_cube_f64" in ptx and ".entry simulate_cube_f32" in ptx
+    for name in KERNELS:
+        assert f".entry {name}(" in ptx, name
 
 
 def test_wheel_ships_the_kernels(tmp_path):
@@ -128,7 +131,7 @@ def test_wheel_ships_the_kernels(tmp_path):
     for package in (root / "gpusim").rglob("__init__.py"):  # every subpackage ships
         assert package.relative_to(root).as_posix() in names
     for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
-                   "philox.cuh", "common.cuh"):
+                   "philox.cuh", "common.cuh", "sketch.cuh"):
         assert f"gpusim/kernels/{source}" in names
 
 
@@ -154,3 +157,62 @@ def test_too_many_contracts_for_the_kernel_is_rejected():
     raw["firms"] = [lessor]
     with pytest.raises(InputError, match=r"33 contracts .* at most 32"):
         config_from_dict(raw)
+
+
+# --- summary mode inside the kernel ----------------------------------------------------------
+
+@needs_cxx
+def test_kernel_buckets_equal_the_numpy_sketch():
+    """sketch.cuh's bucket of every value is sketch.bucket_index's: random magnitudes over
+    the whole range and beyond, both signs, zeros, bucket edges γᵏ and their neighbours."""
+    rng = np.random.default_rng(11)
+    magnitudes = 10.0 ** rng.uniform(-12, 33, 20_000)
+    keys = np.arange(sketch.KEY_MIN - 2, sketch.KEY_MAX + 3)
+    edges = np.exp(keys * sketch.LOG_GAMMA)
+    values = np.concatenate([
+        magnitudes, -magnitudes, [0.0, -0.0, sketch.MIN_MAGNITUDE, -sketch.MIN_MAGNITUDE,
+                                  sketch.MAX_MAGNITUDE, np.inf, -np.inf],
+        edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), -edges])
+    np.testing.assert_array_equal(host.sketch_bucket_host(values), sketch.bucket_index(values))
+    assert host.sketch_bucket_host(np.array([np.nan]))[0] == sketch.ZERO
+
+
+def summary_of(config, seed, start, stop):
+    """(numpy engine's cube, host kernel's cube, host summary kernel's block)."""
+    return (simulate_block(config, seed=seed, start=start, stop=stop),
+            host.simulate_block_host(config, seed=seed, start=start, stop=stop),
+            host.summarize_block_host(config, seed=seed, start=start, stop=stop))
+
+
+@needs_cxx
+@pytest.mark.parametrize("make", [lambda: load_config(CONFIGS / "base.yaml"), firms_config,
+                                  small_config, lambda: firms_config("dtype=float32")],
+                         ids=["base", "firms", "market", "firms-f32"])
+def test_summary_kernel_counts_equal_the_sketches_of_the_cube(make):
+    """The summary kernel's counts are, bucket for bucket, the numpy sketches of the
+    kernel's own cube and, in float64, of the numpy engine's (float32 runs agree with
+    numpy only to float32 rounding, so a value near a bucket edge may change bucket);
+    its per-path results are the cube's."""
+    config = make()
+    numpy_cube, kernel_cube, summary = summary_of(config, 31, 2000, 8000)
+    assert int(summary["nonfinite"][0]) == 0
+    names = count_names(config)
+    cubes = (kernel_cube, numpy_cube) if config.dtype == "float64" else (kernel_cube,)
+    for cube in cubes:
+        expected = dense_counts(config, cube)
+        for name in names:
+            np.testing.assert_array_equal(summary[name], expected[name], err_msg=name)
+    for name in PATH_OUTPUTS:
+        np.testing.assert_array_equal(summary[name], kernel_cube[name], err_msg=name)
+
+
+@needs_cxx
+def test_every_sketch_of_the_summary_kernel_counts_every_path():
+    config = firms_config()
+    n = 3000
+    summary = host.summarize_block_host(config, seed=2, start=0, stop=n)
+    for name in count_names(config):
+        if name.endswith("_sketch"):
+            assert (summary[name].sum(axis=-1) == n).all(), name
+        else:
+            assert (summary[name] <= n).all() and summary[name].any(), name

@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from gpusim.backends.packing import Packed, kernel_dir, output_shapes, pack, unpack
+from gpusim.backends.packing import (
+    Packed,
+    kernel_dir,
+    output_shapes,
+    pack,
+    sketch_layout,
+    summary_shapes,
+    unpack,
+    unpack_summary,
+)
 from gpusim.config import Config
 
 HOST_FLAGS = ("-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off")
@@ -70,27 +79,62 @@ def philox_host(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tup
     return tuple(int(x) for x in out)
 
 
+def _input_args(packed: Packed, seed: int, start: int, stop: int) -> list[Any]:
+    """The kernels' common leading arguments (GPUSIM_INPUT_PARAMS in engine.cuh)."""
+    n_firms, n_contracts, n_facilities = packed.counts
+    return [*(_ptr(np.ascontiguousarray(a)) for a in (
+        packed.market, packed.monthly, packed.firm_table, packed.contract_table,
+        packed.facility_table, packed.capex, packed.draws)),
+        ctypes.c_int(n_firms), ctypes.c_int(n_contracts), ctypes.c_int(n_facilities),
+        ctypes.c_int(packed.months), ctypes.c_uint64(seed), ctypes.c_longlong(start),
+        ctypes.c_longlong(stop - start)]
+
+
+def _suffix(dtype: str) -> str:
+    return "f64" if np.dtype(dtype) == np.float64 else "f32"
+
+
 def run_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str,
                record_flows: bool = False) -> dict[str, np.ndarray]:
     """Raw kernel outputs for paths [start, stop), as (variable, month, [entity,] path)."""
-    n, months = stop - start, packed.months
-    n_firms, n_contracts, n_facilities = packed.counts
-    real = np.dtype(dtype)
     out: dict[str, Any] = {
-        key: np.zeros(shape, np.int32 if key == "default_month" else real)
-        for key, shape in output_shapes(packed, n).items()
+        key: np.zeros(shape, np.int32 if key == "default_month" else np.dtype(dtype))
+        for key, shape in output_shapes(packed, stop - start).items()
     }
     if not record_flows:
         out["flows"] = None
-    fn = getattr(host_library(), "gpusim_host_block_" + ("f64" if real == np.float64 else "f32"))
-    fn(*(_ptr(np.ascontiguousarray(a)) for a in (
-        packed.market, packed.monthly, packed.firm_table, packed.contract_table,
-        packed.facility_table, packed.capex, packed.draws)),
-       ctypes.c_int(n_firms), ctypes.c_int(n_contracts), ctypes.c_int(n_facilities),
-       ctypes.c_int(months), ctypes.c_uint64(seed), ctypes.c_longlong(start),
-       ctypes.c_longlong(n), *(_ptr(out[k]) for k in (
-           "market", "firm", "facility", "default_month", "loss_total", "flows")))
+    fn = getattr(host_library(), "gpusim_host_block_" + _suffix(dtype))
+    fn(*_input_args(packed, seed, start, stop), *(_ptr(out[k]) for k in (
+        "market", "firm", "facility", "default_month", "loss_total", "flows")))
     return out
+
+
+def run_summary_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str
+                       ) -> dict[str, np.ndarray]:
+    """Raw summary-kernel outputs for paths [start, stop): the count arrays of
+    `summary_shapes` (uint32) and the per-path default months and total losses."""
+    shapes = output_shapes(packed, stop - start)
+    out: dict[str, Any] = {key: np.zeros(shape, np.uint32)
+                           for key, shape in summary_shapes(packed).items()}
+    out["default_month"] = np.zeros(shapes["default_month"], np.int32)
+    out["loss_total"] = np.zeros(shapes["loss_total"], np.dtype(dtype))
+    min_magnitude, log_gamma, key_min, key_max, buckets = sketch_layout()
+    fn = getattr(host_library(), "gpusim_host_summary_" + _suffix(dtype))
+    fn(*_input_args(packed, seed, start, stop), *(_ptr(out[k]) for k in (
+        "market", "firm", "facility", "bust", "ltv_breach", "nonfinite", "default_month",
+        "loss_total")), ctypes.c_double(min_magnitude), ctypes.c_double(log_gamma),
+       ctypes.c_int(key_min), ctypes.c_int(key_max), ctypes.c_int(buckets))
+    return out
+
+
+def sketch_bucket_host(values: np.ndarray) -> np.ndarray:
+    """kernels/sketch.cuh's bucket of each value (float64), from the host build."""
+    fn = host_library().gpusim_host_sketch_bucket
+    fn.restype = ctypes.c_int
+    min_magnitude, log_gamma, key_min, key_max, buckets = sketch_layout()
+    return np.array([fn(ctypes.c_double(min_magnitude), ctypes.c_double(log_gamma),
+                        ctypes.c_int(key_min), ctypes.c_int(key_max), ctypes.c_int(buckets),
+                        ctypes.c_double(float(x))) for x in np.ravel(values)], dtype=np.int64)
 
 
 def simulate_block_host(config: Config, seed: int, start: int, stop: int,
@@ -98,3 +142,12 @@ def simulate_block_host(config: Config, seed: int, start: int, stop: int,
     """`gpusim.engine.simulate_block`, computed by the host build of the kernel headers."""
     raw = run_packed(pack(config), seed, start, stop, config.dtype, record_flows)
     return unpack(raw, record_flows)
+
+
+def summarize_block_host(config: Config, seed: int, start: int, stop: int
+                         ) -> dict[str, np.ndarray]:
+    """The summary kernel's block, computed by the host build: summary-mode counts (as
+    `unpack_summary` names them) plus "default_month", "loss_total" and "nonfinite"."""
+    raw = run_summary_packed(pack(config), seed, start, stop, config.dtype)
+    return unpack_summary(raw) | {k: raw[k] for k in ("default_month", "loss_total",
+                                                      "nonfinite")}

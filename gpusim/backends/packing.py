@@ -15,8 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from gpusim import sketch
 from gpusim.config import Config
-from gpusim.engine import FACILITY_OUTPUTS, FIRM_OUTPUTS, INTEGER_OUTPUTS, MARKET_OUTPUTS
+from gpusim.engine import (
+    FACILITY_OUTPUTS,
+    FIRM_OUTPUTS,
+    FLAG_OUTPUTS,
+    INTEGER_OUTPUTS,
+    MARKET_OUTPUTS,
+)
 from gpusim.model.firms import FLOWS, FirmSpec, firm_specs
 from gpusim.model.market import MarketParams, market_params
 
@@ -202,6 +209,45 @@ def output_shapes(packed: Packed, n: int) -> dict[str, tuple[int, ...]]:
         "loss_total": (n_facilities, n),
         "flows": (count["Flow"], months, n_firms, n),
     }
+
+
+def summary_shapes(packed: Packed) -> dict[str, tuple[int, ...]]:
+    """Shapes of the summary kernel's count arrays (per block, whatever its size)."""
+    months, buckets = packed.months, sketch.BUCKETS
+    n_firms, _, n_facilities = packed.counts
+    count = {enum: layout()[enum][prefix + "COUNT"] for enum, prefix in (
+        ("MarketOutput", "MO_"), ("FirmOutput", "FO_"), ("FacilityOutput", "AO_"))}
+    return {
+        "market": (count["MarketOutput"], months, buckets),
+        "firm": (count["FirmOutput"], months, n_firms, buckets),
+        "facility": (count["FacilityOutput"], months, n_facilities, buckets),
+        "bust": (months,),
+        "ltv_breach": (months, n_firms),
+        "nonfinite": (1,),
+    }
+
+
+def sketch_layout() -> tuple[float, float, int, int, int]:
+    """kernels/sketch.cuh's SketchLayout, from gpusim.sketch's constants: (min_magnitude,
+    log_gamma, key_min, key_max, buckets)."""
+    return (sketch.MIN_MAGNITUDE, sketch.LOG_GAMMA, sketch.KEY_MIN, sketch.KEY_MAX,
+            sketch.BUCKETS)
+
+
+def unpack_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    """Summary kernel counts → summary-mode names: `<variable>_sketch` (month, [entity,]
+    bucket) for every monthly variable but the 0/1 flags, `bust_count` (month) and
+    `ltv_breach_count` (month, firm). The flags' rows, which the kernel leaves at zero,
+    are dropped; so is `defaulted` (default curves use the exact default months)."""
+    out: dict[str, Any] = {}
+    for key, enum, prefix in (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_"),
+                              ("facility", "FacilityOutput", "AO_")):
+        for v, name in enumerate(_names(enum, prefix)):
+            if name not in FLAG_OUTPUTS:
+                out[f"{name}_sketch"] = raw[key][v]
+    out["bust_count"] = raw["bust"]
+    out["ltv_breach_count"] = raw["ltv_breach"]
+    return out
 
 
 def check_names() -> None:

@@ -9,15 +9,18 @@ measures the finished work. What each run times:
   With `to_host=True` the outputs are also copied into pinned host memory, overlapped with
   the next block's kernel, as `gpusim run --mode cube` does before compressing.
 - `fused_summary`: what `gpusim run --mode summary` does per block on a GPU without the
-  store: the kernel, the quantile sketches and counts built on the device
-  (`gpusim.store.block_counts` with CuPy), the sparse counts brought to the host and
-  merged, the per-path default months and losses copied to the host (not written).
+  store: the fused summary kernel, which counts every monthly value into its quantile
+  sketch as it computes it (no monthly output is written, even to device memory), the
+  next block launched before the last is merged, the sparse counts brought to the host
+  and merged (`Summary.add`), the per-path default months and losses copied to the host
+  (not written). It returns the last month's sketches of `CHECKED`, which the suite
+  checks against the exact quantiles of the cube rows.
 - `numpy_on_cupy`: `gpusim.engine.simulate_block(..., xp=cupy)`, the numpy reference run
   unchanged on CuPy arrays.
 
-Each keeps the last month of rental price and token demand of every path on the device
-(a small device-to-device copy) for the distribution check; they reach the host after the
-timer stops.
+The cube runs keep the last month of rental price and token demand of every path on the
+device (a small device-to-device copy) for the distribution check; they reach the host
+after the timer stops.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from gpusim.backends.packing import Packed, output_shapes
 from gpusim.bench.peers import CHECKED
 from gpusim.config import Config
 from gpusim.cube import BlockSimulator
-from gpusim.engine import MARKET_OUTPUTS, PATH_OUTPUTS, block_bounds, simulate_block
+from gpusim.engine import MARKET_OUTPUTS, block_bounds, simulate_block
 from gpusim.model.market import MarketParams
-from gpusim.store import Summary, block_counts
+from gpusim.store import Summary
+from gpusim.summary import launch_block_summary
 
 BANDWIDTH_BYTES = 1 << 30
 """Size of the arrays the bandwidths are measured with: 1 GiB."""
@@ -181,20 +185,26 @@ def _finish_raw(handle: cuda.PendingBlock, keep: dict[str, list[Any]], xp: Modul
         keep[name].append(xp.array(arrays["market"][MARKET_OUTPUTS.index(name), -1], copy=True))
 
 
+SKETCHES = "sketches"
+"""Key of a summary run's result: {name: last month's sketch counts} for `CHECKED`."""
+
+
 def fused_summary(cupy: ModuleType, simulator: BlockSimulator, paths: int, block: int,
-                  seed: int) -> dict[str, list[Any]]:
-    """Kernel + sketches on the device, merged on the host; see the module docstring."""
-    config = simulator.config
-    summary = Summary.empty(config)
-    keep: dict[str, list[Any]] = {name: [] for name in CHECKED}
+                  seed: int) -> dict[str, Any]:
+    """The fused summary kernel over blocks, at most two in flight; merged on the host.
+    See the module docstring."""
+    summary = Summary.empty(simulator.config)
+    pending: deque[tuple[int, Any]] = deque()
     for b, (start, stop) in enumerate(block_bounds(paths, block)):
-        arrays = simulator(seed, start, stop, on_device=True)
-        summary.add(b, block_counts(config, arrays, cupy))
-        for name in PATH_OUTPUTS:
-            cupy.asnumpy(arrays[name])
-        _keep_rows(arrays, keep, cupy)
+        pending.append((b, launch_block_summary(simulator, seed, start, stop)))
+        if len(pending) > 1:
+            done, handle = pending.popleft()
+            summary.add(done, handle.result().counts)
+    while pending:
+        done, handle = pending.popleft()
+        summary.add(done, handle.result().counts)
     synchronize(cupy)
-    return keep
+    return {SKETCHES: {name: summary.counts[f"{name}_sketch"][-1].copy() for name in CHECKED}}
 
 
 def numpy_on_cupy(cupy: ModuleType, config: Config, p: MarketParams, paths: int, block: int,

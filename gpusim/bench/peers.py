@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gpusim import streams
+from gpusim import sketch, streams
 from gpusim.config import (
     Config,
     apply_overrides,
@@ -383,6 +383,35 @@ def distribution_check(a: dict[str, np.ndarray], b: dict[str, np.ndarray], sigma
         rows[f"log_{name}"] = {labels[0]: ma, labels[1]: mb, "z_mean": z_mean, "z_std": z_std,
                                "pass": passed}
     return {"sigmas": sigmas, "pass": ok, "variables": rows}
+
+
+SKETCH_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+DTYPE_SLACK = 1e-4
+"""Allowed relative difference, beyond the sketch's α, between the exact values of a
+float32 run and a float64 run of the same paths (84 months of compounded rounding)."""
+
+
+def sketch_check(ref: dict[str, np.ndarray], sketches: dict[str, np.ndarray],
+                 levels: tuple[float, ...] = SKETCH_LEVELS) -> dict[str, Any]:
+    """A summary run's last-month sketches against the exact last month of a cube run.
+
+    Both runs simulate paths 0..n−1 with the same seed, so there is no sampling error:
+    each sketch quantile must lie within α (+ `DTYPE_SLACK`) relative of the exact
+    `method="lower"` quantile of the first n paths of `ref` (n: the sketch's count).
+    """
+    tolerance = sketch.ALPHA + DTYPE_SLACK
+    rows, ok = {}, True
+    for name in CHECKED:
+        counts = np.asarray(sketches[name])
+        exact = np.quantile(np.asarray(ref[name], np.float64)[:int(counts.sum())], levels,
+                            method="lower")
+        approx = sketch.quantiles(counts, levels)
+        error = float(np.max(np.abs(approx - exact) / np.abs(exact)))
+        passed = error <= tolerance
+        ok &= passed
+        rows[name] = {"levels": list(levels), "sketch": approx.tolist(),
+                      "exact": exact.tolist(), "max_rel_err": error, "pass": passed}
+    return {"kind": "sketch", "tolerance": tolerance, "pass": ok, "variables": rows}
 
 
 def gpusim_draws(seed: int, n: int) -> Draw:

@@ -36,6 +36,9 @@ def _dist(row: dict[str, Any], reference: str) -> str:
         return "reference"
     if not check:
         return "—"
+    if check.get("kind") == "sketch":
+        worst = max(v["max_rel_err"] for v in check["variables"].values())
+        return f"{'ok' if check['pass'] else 'FAIL'} (sketch, max rel err {worst:.2g})"
     worst = max(max(abs(v["z_mean"]), abs(v["z_std"])) for v in check["variables"].values())
     return f"{'ok' if check['pass'] else 'FAIL'} (max |z| {worst:.1f})"
 

@@ -19,8 +19,10 @@ fixed horizon, months at a fixed path count). Times are wall-clock seconds; thro
 path-months per second. GPU runs wait for the device before the timer stops.
 
 Each peer's last month is checked against gpusim's (mean and standard deviation of log
-rental price and log token demand within 4 standard errors), and the plain-numpy and JAX
-month steps, fed gpusim's own draws, must reproduce gpusim's engine to rounding.
+rental price and log token demand within 4 standard errors; a summary row's sketch
+quantiles against the exact quantiles of the same paths, within the sketch's bound), and
+the plain-numpy and JAX month steps, fed gpusim's own draws, must reproduce gpusim's
+engine to rounding.
 """
 
 from __future__ import annotations
@@ -311,7 +313,10 @@ def _numpy_cupy(bench: Bench, cupy: ModuleType | None, model: str, dtype: str) -
 
 def host_last(result: dict[str, Any], paths: int) -> dict[str, np.ndarray]:
     """The last month of `CHECKED` as numpy arrays of `paths` values (blocks joined,
-    padding cut)."""
+    padding cut); a summary run's sketches (`gpu.SKETCHES`) as they are."""
+    if gpu.SKETCHES in result:
+        return {gpu.SKETCHES: result[gpu.SKETCHES]}
+
     def to_numpy(x: Any) -> np.ndarray:
         return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
 
@@ -391,8 +396,11 @@ def check_distributions(rows: list[dict], lasts: dict[str, dict], reference: str
         mine = lasts.get(row["key"])
         if mine is None or row["key"] == reference:
             continue
-        row["distribution_check"] = peers.distribution_check(ref, mine,
-                                                             labels=(reference, row["key"]))
+        if gpu.SKETCHES in mine:
+            row["distribution_check"] = peers.sketch_check(ref, mine[gpu.SKETCHES])
+        else:
+            row["distribution_check"] = peers.distribution_check(
+                ref, mine, labels=(reference, row["key"]))
 
 
 def equation_checks(bench: Bench, sizes: Sizes, device: str, dtype: str) -> list[dict]:

@@ -107,11 +107,13 @@ def _worker_device(config_yaml: str, device: str) -> str:
     return f"{_simulator(config_yaml, device).device_name} (pid {os.getpid()})"
 
 
-def worker_devices(client: Any, config: Config, device: str) -> str:
-    """What the workers simulate on, for the store's provenance."""
+def worker_devices(client: Any, config: Config, device: str) -> tuple[str, str]:
+    """What the workers simulate on: a description for the store's provenance, and the
+    backend ("cpu", "gpu" or "cpu+gpu") for its resume identity."""
     names = client.run(_worker_device, config_to_yaml(config), device)
     kinds = sorted({name.split(" (pid")[0] for name in names.values()})
-    return f"dask cluster of {len(names)} workers: {', '.join(kinds)}"
+    backend = "+".join(sorted({kind.split(":")[0] for kind in kinds}))
+    return f"dask cluster of {len(names)} workers: {', '.join(kinds)}", backend
 
 
 def run_blocks(client: Any, out: Path, config: Config, bounds: list[tuple[int, int]],

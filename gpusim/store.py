@@ -79,8 +79,11 @@ CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
 """Summary mode saves its sketches at most this often (and at the end); a killed summary
 run recomputes at most this many seconds of blocks when resumed."""
 IDENTITY = ("config", "seed", "paths", "block_paths", "mode", "dtype", "months", "start",
-            "gpusim_version")
-"""Attributes a resumed run must share with the store it continues."""
+            "gpusim_version", "backend")
+"""Attributes a resumed run must share with the store it continues. `backend` is what
+computes the blocks ("cpu", "gpu", or "cpu+gpu" for a mixed cluster): CPU and GPU agree
+to ~1e-14 in float64, not bit for bit, so a store finished on the other one would hold
+blocks no single run would write (and a near-threshold default could flip)."""
 
 WRITERS = 2
 """Threads that compress and write cube blocks while the next block is computed."""
@@ -135,10 +138,10 @@ def check_run(out: str | Path, paths: int, seed: int, block_paths: int, overwrit
     check_output(Path(out), overwrite, resume)
 
 
-def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str
-                 ) -> dict[str, Any]:
+def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str,
+                 backend: str) -> dict[str, Any]:
     attrs = provenance(config, seed, paths, "")
-    attrs |= {"block_paths": int(block_paths), "mode": mode}
+    attrs |= {"block_paths": int(block_paths), "mode": mode, "backend": backend}
     return {key: attrs[key] for key in IDENTITY}
 
 
@@ -155,8 +158,8 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
             f"{key}: store has {_short(attrs.get(key))}, this run {_short(identity[key])}"
             for key in differs)
         raise InputError(f"--resume: {out} was written by a different run ({details}); "
-                         "resume with the same config, seed, paths, block size and mode, "
-                         "or start a new store")
+                         "resume with the same config, seed, paths, block size, mode and "
+                         "device (cpu or gpu), or start a new store")
     return attrs
 
 
@@ -336,9 +339,11 @@ def run(
         on_gpu = cuda_workers or (simulator is not None and simulator.device == "gpu")
         if block_paths is None:
             block_paths = GPU_BLOCK_PATHS if on_gpu else DEFAULT_BLOCK_PATHS
-        identity = run_identity(config, seed, paths, block_paths, mode)
-        device_name = (cluster.worker_devices(client, config, device) if client
-                       else simulator.device_name)
+        if client is not None:
+            device_name, backend = cluster.worker_devices(client, config, device)
+        else:
+            device_name, backend = simulator.device_name, simulator.device
+        identity = run_identity(config, seed, paths, block_paths, mode, backend)
         if resume:
             attrs = check_resumable(out, identity)
         else:

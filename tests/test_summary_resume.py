@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+import zarr
 from helpers import LESSOR, MINER, SMALL, firms_config
 from test_store import assert_same_values
 
@@ -153,6 +154,10 @@ def test_resume_refuses_a_different_run(tmp_path, capsys):
     assert "mode: store has 'cube', this run 'summary'" in capsys.readouterr().err
     assert main([*base, "--seed", "1", "--set", "market.price.initial=2.1", "--resume"]) == 2
     assert "config: store has" in capsys.readouterr().err
+    zarr.open_group(out, mode="r+").attrs["backend"] = "gpu"  # as if begun on a GPU
+    zarr.consolidate_metadata(str(out))
+    assert main([*base, "--seed", "1", "--device", "cpu", "--resume"]) == 2
+    assert "backend: store has 'gpu', this run 'cpu'" in capsys.readouterr().err
     assert main(["run", str(config), "--quiet", "--out", str(tmp_path / "new.zarr"),
                  "--resume"]) == 2
     assert "not a gpusim store to resume" in capsys.readouterr().err

@@ -44,10 +44,20 @@ def test_losses_match_numpy(firm_run):
     assert np.all(expected_shortfall(firm_run, 0.975) >= value_at_risk(firm_run, 0.975) - 1e-6)
 
 
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 0.975, 0.99, 0.9999, 1.0])
+def test_value_at_risk_is_numpys_quantile_at_every_level(firm_run, q):
+    losses = firm_run.loss_total.values
+    np.testing.assert_allclose(value_at_risk(firm_run, q), np.quantile(losses, q, axis=0),
+                               rtol=1e-12)
+
+
 def test_summary_on_a_lazy_store_equals_in_memory(tmp_path, firm_run):
     store = run(firms_config(), tmp_path / "f.zarr", paths=1500, seed=6, block_paths=400)
     lazy = xr.open_zarr(store)
     assert lazy.defaulted.chunks is not None
+    # the tail measures stay lazy (bounded by the tail, not the path count)
+    assert expected_shortfall(lazy).chunks is not None
+    assert value_at_risk(lazy).chunks is not None
     xr.testing.assert_allclose(credit_summary(lazy), credit_summary(firm_run))
 
 

@@ -7,6 +7,7 @@ memoized per device. Launch errors name the kernel and the block of paths.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -33,6 +34,11 @@ COMPILE_OPTIONS = ("-std=c++14", "--fmad=false")
 contraction, like the host build, so the kernel rounds as numpy does."""
 
 THREADS_PER_BLOCK = 128
+STREAMS_PER_DEVICE = 2
+"""Blocks take turns on this many reusable streams: two blocks in flight (one computing,
+one copying) need two, and CuPy's memory pool keeps an arena per stream that a fresh
+stream per block would leave behind (cupy/cupy#8068), so the pool could never reuse a
+finished block's memory without a device-wide free."""
 KERNELS = ("simulate_cube_f64", "simulate_cube_f32", "simulate_summary_f64",
            "simulate_summary_f32")
 
@@ -94,6 +100,25 @@ def _module(device_id: int) -> Any:
     return module
 
 
+@cache
+def _device_streams(device_id: int) -> tuple[Any, ...]:
+    import cupy
+
+    with cupy.cuda.Device(device_id):
+        return tuple(cupy.cuda.Stream(non_blocking=True) for _ in range(STREAMS_PER_DEVICE))
+
+
+_turn = itertools.count()
+
+
+def next_stream() -> Any:
+    """The current device's next stream, in turn."""
+    import cupy
+
+    streams = _device_streams(cupy.cuda.Device().id)
+    return streams[next(_turn) % len(streams)]
+
+
 def kernel(name: str) -> Any:
     """A compiled kernel of gpusim.cu on the current device."""
     import cupy
@@ -113,7 +138,7 @@ def compile_check() -> str:
 
 @dataclass
 class PendingBlock:
-    """A block launched on its own CUDA stream; `result()` waits for it.
+    """A block launched on a stream of its own while it runs; `result()` waits for it.
 
     With `to_host`, the outputs are copied asynchronously into pinned host memory on the
     same stream, so the copy of one block overlaps with the kernel of the next.
@@ -182,14 +207,14 @@ def _copy_to_pinned(cupy: ModuleType, arrays: dict[str, Any], stream: Any
 
 def launch_block(config: Config, seed: int, start: int, stop: int, record_flows: bool = False,
                  to_host: bool = True, packed: Packed | None = None) -> PendingBlock:
-    """Launch the fused kernel for paths [start, stop) on a new stream; don't wait."""
+    """Launch the fused kernel for paths [start, stop) on the next stream; don't wait."""
     import cupy
 
     packed = packed or pack(config)
     n = stop - start
     real = np.dtype(config.dtype)
     name = "simulate_cube_" + _suffix(real)
-    stream = cupy.cuda.Stream(non_blocking=True)
+    stream = next_stream()
     host: dict[str, np.ndarray] | None = None
     try:
         with stream:
@@ -221,7 +246,7 @@ def simulate_block_gpu(config: Config, seed: int, start: int, stop: int,
 
 @dataclass
 class PendingSummary:
-    """A summary-kernel block launched on its own stream; `result()` waits for it.
+    """A summary-kernel block launched on the next stream; `result()` waits for it.
 
     The counts stay on the device; the per-path results and the non-finite count are
     copied asynchronously into pinned host memory on the same stream.
@@ -264,7 +289,8 @@ class PendingSummary:
 
 def launch_summary(config: Config, seed: int, start: int, stop: int,
                    packed: Packed | None = None) -> PendingSummary:
-    """Launch the fused summary kernel for paths [start, stop) on a new stream; don't wait."""
+    """Launch the fused summary kernel for paths [start, stop) on the next stream; don't
+    wait."""
     import cupy
 
     packed = packed or pack(config)
@@ -275,7 +301,7 @@ def launch_summary(config: Config, seed: int, start: int, stop: int,
     real = np.dtype(config.dtype)
     name = "simulate_summary_" + _suffix(real)
     shapes = output_shapes(packed, n)
-    stream = cupy.cuda.Stream(non_blocking=True)
+    stream = next_stream()
     try:
         with stream:
             inputs = _upload_inputs(cupy, packed)

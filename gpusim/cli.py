@@ -37,7 +37,14 @@ from gpusim.analysis import credit_summary, format_value, headline, headline_mon
 from gpusim.cluster import check_cluster_options
 from gpusim.config import Config, load_config
 from gpusim.errors import InputError
-from gpusim.store import DEFAULT_BLOCK_PATHS, GPU_BLOCK_PATHS, check_run, open_store, run
+from gpusim.store import (
+    DEFAULT_BLOCK_PATHS,
+    GPU_BLOCK_PATHS,
+    GPU_SUMMARY_BLOCK_PATHS,
+    check_run,
+    open_store,
+    run,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -107,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
     p.add_argument("--block-paths", type=count, default=None,
                    help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS:,} on "
-                        f"the CPU, {GPU_BLOCK_PATHS:,} on a GPU); results do not depend on it")
+                        f"the CPU; on a GPU {GPU_BLOCK_PATHS:,} for a cube, "
+                        f"{GPU_SUMMARY_BLOCK_PATHS:,} for a summary); results do not depend "
+                        "on it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. market.price.initial=2.2 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")

@@ -72,6 +72,12 @@ DEFAULT_BLOCK_PATHS = 16_384
 GPU_BLOCK_PATHS = 131_072
 """Paths per block on a GPU: 1,024 thread blocks of 128, enough to fill an H100's 132 SMs
 several times over; a float64 cube block of the base scenario is ~3 GB."""
+GPU_SUMMARY_BLOCK_PATHS = 1 << 20
+"""Paths per block of a summary run on a GPU. Its device memory does not grow with the
+block (the counts are ~110 MB for the base scenario, plus 64 bytes per path), but the
+host's share of a block does: merging its sparse counts costs ~13 ms per 300k nonzero
+buckets (measured on the CPU), about what the kernel needs for a 131k-path block at the
+1e9 path-months/s goal. A million paths keeps the device, not the host, the bottleneck."""
 MODES = ("cube", "summary")
 CONTROL_GROUP = "_gpusim"
 CHECKPOINT = "_gpusim_checkpoint.npz"
@@ -303,6 +309,12 @@ def summary_block(out: Path, simulator: BlockSimulator, seed: int, start: int, s
 
 # --- the run --------------------------------------------------------------------------------
 
+def default_block_paths(on_gpu: bool, mode: str) -> int:
+    if not on_gpu:
+        return DEFAULT_BLOCK_PATHS
+    return GPU_SUMMARY_BLOCK_PATHS if mode == "summary" else GPU_BLOCK_PATHS
+
+
 def run(
     config: Config,
     out: str | Path,
@@ -322,7 +334,8 @@ def run(
     """Simulate `paths` paths block by block into a zarr v3 store at `out`.
 
     Everything is checked before anything is written. `block_paths` defaults to
-    DEFAULT_BLOCK_PATHS on the CPU and GPU_BLOCK_PATHS on a GPU (results do not depend on
+    DEFAULT_BLOCK_PATHS on the CPU, GPU_BLOCK_PATHS (cube) or GPU_SUMMARY_BLOCK_PATHS
+    (summary) on a GPU (results do not depend on
     it; a resumed run must use the same). `mode` is "cube" or "summary";
     `resume=True` continues an interrupted run of the same config, seed, paths, block size
     and mode. `on_block(n)` is called after each block with its path count (also for the
@@ -338,7 +351,7 @@ def run(
         simulator = None if client else block_simulator(config, device)
         on_gpu = cuda_workers or (simulator is not None and simulator.device == "gpu")
         if block_paths is None:
-            block_paths = GPU_BLOCK_PATHS if on_gpu else DEFAULT_BLOCK_PATHS
+            block_paths = default_block_paths(on_gpu, mode)
         if client is not None:
             device_name, backend = cluster.worker_devices(client, config, device)
         else:

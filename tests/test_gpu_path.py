@@ -158,3 +158,13 @@ def test_the_gpu_half_of_the_bench_suite_runs(host_gpu, tmp_path, monkeypatch):
     assert rows["fused_full_summary"]["distribution_check"]["kind"] == "sketch"
     assert json.loads(out.read_text())["gpu"]["gpu"]["name"] == "host build"
     assert out.with_suffix(".md").is_file()
+
+
+def test_gpu_block_defaults_depend_on_the_mode(host_gpu, tmp_path):
+    from gpusim.store import GPU_BLOCK_PATHS, GPU_SUMMARY_BLOCK_PATHS
+
+    config = small_config()
+    for mode, expected in (("cube", GPU_BLOCK_PATHS), ("summary", GPU_SUMMARY_BLOCK_PATHS)):
+        store = open_store(run(config, tmp_path / f"{mode}.zarr", paths=300, device="gpu",
+                               mode=mode))
+        assert store.attrs["block_paths"] == expected

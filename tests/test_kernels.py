@@ -93,6 +93,21 @@ def test_host_kernel_float32_tracks_float64():
     np.testing.assert_allclose(f32["collateral_value"], f64["collateral_value"], rtol=1e-3)
 
 
+@needs_cxx
+def test_numpy_float32_runs_in_float32_like_the_kernel():
+    """In float32 the numpy engine keeps its state and outputs in float32, with every
+    constant and schedule rounded to float32 where the kernel rounds it, so the two agree
+    to float32 rounding (their exp/log/pow differ in the last bits) with identical
+    discrete events on these paths."""
+    config = firms_config("dtype=float32")
+    reference = simulate_block(config, seed=31, start=2000, stop=8000)
+    kernel = host.simulate_block_host(config, seed=31, start=2000, stop=8000)
+    for name, values in reference.items():
+        assert values.dtype == kernel[name].dtype, name
+        assert values.dtype == INTEGER_OUTPUTS.get(name, np.float32), name
+    assert_paths_agree(reference, kernel, rtol=1e-3)  # losses: differences of ~1e9 USD
+
+
 def test_kernel_output_names_match_the_engine():
     check_names()
 

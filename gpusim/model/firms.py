@@ -240,8 +240,9 @@ def renewal_probability(c: ContractSpec, spot: Any, price: Any, t: int, xp: Modu
 def update_contracts(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list[Any],
                      u_default: list[Any], xp: ModuleType) -> None:
     """Step 1: starts, renewals or lapses at term end, counterparty defaults."""
+    real = s.cash.dtype.type
     for k, c in enumerate(spec.contracts):
-        hazard = xp.where(m.regime == 0, c.hazard[0], c.hazard[1])
+        hazard = xp.where(m.regime == 0, real(c.hazard[0]), real(c.hazard[1]))
         s.gone[k] = s.gone[k] | (u_default[k] < hazard)  # a defaulted counterparty stays so
         if t == c.start:
             s.active[k] = ~s.gone[k]
@@ -277,26 +278,27 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
     """
     alive = ~s.defaulted
     zero = xp.zeros_like(s.cash)
+    real = s.cash.dtype.type  # constants enter in the state's precision, as in the kernel
     update_contracts(spec, s, m, t, u_renew, u_default, xp)
 
     # 2. revenue and operating cost
     contracted, contract_revenue, secured_revenue = zero, zero, {}
     for k, c in enumerate(spec.contracts):
-        gpus = xp.where(s.active[k], c.gpus, 0.0)
+        gpus = xp.where(s.active[k], real(c.gpus), real(0))
         earned = gpus * s.price[k] * m.hours
         contracted = contracted + gpus
         contract_revenue = contract_revenue + earned
         secured_revenue[k] = earned
     spot_revenue = (spec.gpus - contracted) * m.price * m.utilization * m.hours
     revenue = xp.where(alive, contract_revenue + spot_revenue, 0.0)
-    operating_cost = xp.where(alive, spec.gpus * spec.cost_per_gpu_hour * m.hours
-                              + spec.overhead, 0.0)
-    capex = xp.where(alive, spec.capex[t], 0.0)
+    operating_cost = xp.where(alive, real(spec.gpus * spec.cost_per_gpu_hour * m.hours
+                                          + spec.overhead), real(0))
+    capex = xp.where(alive, real(spec.capex[t]), 0.0)
 
     # 3. cash before debt service, with draws
     draws = zero
     for j, f in enumerate(spec.facilities):
-        d = xp.where(alive, xp.minimum(f.draws[t], s.undrawn[j]), 0.0)
+        d = xp.where(alive, xp.minimum(real(f.draws[t]), s.undrawn[j]), 0.0)
         s.undrawn[j] = s.undrawn[j] - d
         s.balance[j] = s.balance[j] + d
         draws = draws + d
@@ -315,7 +317,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
         monthly = annual / 12.0
         interest = b * monthly
         claims.append(b + interest)
-        months_left = xp.maximum(s.maturity[j] - t + 1, 1)
+        months_left = xp.maximum(s.maturity[j] - t + 1, 1).astype(b.dtype)
         principal = xp.minimum(scheduled_principal(f, b, interest, monthly, months_left, xp), b)
         b = b - principal
         sweep = zero
@@ -345,7 +347,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
         if f.pledged_share > 0 and math.isfinite(f.max_ltv):
             pledged_value_sum = pledged_value_sum + collateral
             pledged_balance_sum = pledged_balance_sum + b
-        required = xp.maximum(required, xp.where(b > 0, f.min_liquidity, 0.0))
+        required = xp.maximum(required, xp.where(b > 0, real(f.min_liquidity), real(0)))
         s.balance[j] = xp.where(alive, b, s.balance[j])
         cash = cash - interest - principal - sweep - repayment - call
         interest_sum, principal_sum = interest_sum + interest, principal_sum + principal
@@ -354,7 +356,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
     # 7. liquidity test and default
     defaults = alive & ((cash < required) | (cash < 0))
     # only GPUs pledged to a lender with a claim are seized (a repaid loan's are not)
-    pledged = sum((xp.where(claims[j] > 0, f.pledged_share, 0.0)
+    pledged = sum((xp.where(claims[j] > 0, real(f.pledged_share), real(0))
                    for j, f in enumerate(spec.facilities)), zero)
     seized = xp.where(defaults, pledged * spec.gpus, 0.0)
     posted_before = sum(posted_before, zero)

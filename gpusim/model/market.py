@@ -225,7 +225,7 @@ def gpu_hour_demand(s: MarketState, p: MarketParams, t: int, xp: ModuleType = np
     """H[t]: inference GPU-hours from tokens at last month's price, plus training [H100-hours]."""
     price_term = p.elasticity * (s.ln_p_prev - math.log(p.p_ref))
     inference = xp.exp(s.ln_d + s.ln_e - math.log(1e6) - price_term)
-    return inference + p.training[t]
+    return inference + inference.dtype.type(p.training[t])  # in the state's precision
 
 
 def utilization(h: Any, s: MarketState, p: MarketParams, xp: ModuleType = np) -> Any:
@@ -287,9 +287,10 @@ def advance(
         regime = xp.where(uniforms[0] < switch_p, 1 - s.regime, s.regime).astype(xp.int8)
     else:
         regime = s.regime
-    k = s.k * (1.0 - p.omega * dt) + p.build[t] * build_multiplier(u_lagged, p, xp)
+    real = s.k.dtype.type  # schedules enter in the state's precision, as in the kernel
+    k = s.k * (1.0 - p.omega * dt) + real(p.build[t]) * build_multiplier(u_lagged, p, xp)
     ln_p = (s.ln_p + p.kappa_p * (fair_log_price(u, p, xp) - s.ln_p) * dt
-            + p.sigma_p * sq * z_price - (p.launch_drop[t + 1] if t + 1 < p.months else 0.0))
+            + p.sigma_p * sq * z_price - real(p.launch_drop[t + 1] if t + 1 < p.months else 0.0))
     fire = p.phi * fire_sold / p.depth if p.fire_sale_on else 0.0
     ln_v = s.ln_v + p.beta * (ln_p - s.ln_p) - p.delta * dt + p.sigma_v * sq * z_coll - fire
     ln_v = xp.maximum(ln_v, p.ln_v_scrap)

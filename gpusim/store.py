@@ -135,8 +135,9 @@ def check_run(out: str | Path, paths: int, seed: int, block_paths: int, overwrit
               device: str, mode: str = "cube", resume: bool = False) -> None:
     """Every check `run` makes before writing anything; raises InputError."""
     check_run_args(paths, seed, device)
-    if not isinstance(block_paths, int | np.integer) or block_paths < 1:
-        raise InputError(f"block_paths = {block_paths!r}: expected a positive integer")
+    if not isinstance(block_paths, int | np.integer) or not 1 <= block_paths < 2**31:
+        raise InputError(f"block_paths = {block_paths!r}: expected a positive integer below "
+                         "2**31 (a block is one kernel launch, counted in 32 bits)")
     if mode not in MODES:
         raise InputError(f"mode = {mode!r}: expected one of {', '.join(MODES)}")
     if resume and overwrite:

@@ -112,9 +112,10 @@ def test_firm_store_is_block_invariant_and_named(tmp_path):
     assert ds_a.cash.encoding["chunks"] == (300, 24, 2)
 
 
-def test_zero_block_paths_is_rejected_before_writing(tmp_path):
+@pytest.mark.parametrize("block_paths", [0, 2**31])
+def test_bad_block_paths_are_rejected_before_writing(tmp_path, block_paths):
     from gpusim.errors import InputError
 
-    with pytest.raises(InputError, match="block_paths = 0"):
-        run(small_config(), tmp_path / "z.zarr", paths=10, block_paths=0)
+    with pytest.raises(InputError, match=f"block_paths = {block_paths}: expected a positive"):
+        run(small_config(), tmp_path / "z.zarr", paths=10, block_paths=block_paths)
     assert not (tmp_path / "z.zarr").exists()

@@ -138,7 +138,7 @@ def compile_check() -> str:
 
 @dataclass
 class PendingBlock:
-    """A block launched on a stream of its own while it runs; `result()` waits for it.
+    """A block launched on one of the device's streams (`next_stream`); `result()` waits.
 
     With `to_host`, the outputs are copied asynchronously into pinned host memory on the
     same stream, so the copy of one block overlaps with the kernel of the next.

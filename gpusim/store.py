@@ -63,6 +63,7 @@ from gpusim.errors import InputError
 from gpusim.summary import (
     BlockSummary,
     SparseCounts,
+    dimension_sizes,
     launch_block_summary,
     summary_variables,
 )
@@ -177,16 +178,10 @@ def _short(value: Any) -> str:
 
 # --- layout ---------------------------------------------------------------------------------
 
-def _sizes(config: Config, paths: int) -> dict[str, int]:
-    return {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
-            "facility": sum(len(f.facilities) for f in config.firms),
-            "bucket": sketch.BUCKETS}
-
-
 def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs: dict,
                   mode: str) -> None:
     """Write the store's metadata and coordinates, every data chunk still empty."""
-    sizes = _sizes(config, paths)
+    sizes = dimension_sizes(config, paths)
     block = min(block_paths, paths)
     data_vars, encoding = {}, {}
     if mode == "cube":
@@ -243,7 +238,7 @@ class Summary:
 
     @classmethod
     def empty(cls, config: Config) -> Summary:
-        sizes = _sizes(config, 0)
+        sizes = dimension_sizes(config)
         counts = {name: np.zeros(tuple(sizes[d] for d in dims), dtype=np.int64)
                   for name, (dims, _, _) in summary_variables(config).items()
                   if name not in PATH_OUTPUTS}

@@ -28,6 +28,13 @@ SparseCounts = tuple[np.ndarray, np.ndarray]
 costs to ship from a worker (a dense one is 8,983 buckets per month and series)."""
 
 
+def dimension_sizes(config: Config, paths: int = 0) -> dict[str, int]:
+    """Length of every dimension of a cube or summary store of `paths` paths."""
+    return {"path": paths, "month": config.horizon_months, "firm": len(config.firms),
+            "facility": sum(len(f.facilities) for f in config.firms),
+            "bucket": sketch.BUCKETS}
+
+
 def sketched(config: Config) -> list[str]:
     """Monthly variables that summary mode keeps as sketches."""
     return [name for name in output_names(config)
@@ -72,11 +79,11 @@ class BlockSummary:
 def dense_counts(config: Config, arrays: dict[str, Any], xp: Any = np) -> dict[str, Any]:
     """A block's sketches and flag counts, dense, from its engine outputs (month-major),
     on numpy or CuPy arrays: the CPU's way (and the unfused GPU baseline's)."""
-    sizes = {"month": config.horizon_months, "firm": len(config.firms),
-             "facility": sum(len(f.facilities) for f in config.firms), "bucket": sketch.BUCKETS}
+    sizes = dimension_sizes(config)
+    variables = summary_variables(config)
     out = {}
     for name in count_names(config):
-        dims = summary_variables(config)[name][0]
+        dims = variables[name][0]
         if name.endswith("_sketch"):
             out[name] = xp.zeros(tuple(sizes[d] for d in dims), dtype=xp.int64)
             sketch.accumulate(out[name], arrays[name.removesuffix("_sketch")], xp)

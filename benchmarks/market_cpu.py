@@ -5,7 +5,7 @@ Both sides simulate the market of MODEL.md §2 (no firms, so no fire sales) with
 parameters (`gpusim.model.market.market_params(config)`), the same timing conventions,
 the same block size and the same nine monthly outputs per path, in one process:
 
-- gpusim: `gpusim.engine.simulate_block` over blocks of paths. Its draws come from the
+- gpusim: `gpusim.backends.reference.simulate_block` over blocks of paths. Its draws come from the
   counter-based Philox4x32-10 streams of `gpusim.streams` (Box–Muller normals), so every
   number is a pure function of (seed, path, month, slot).
 - plain:  `plain_block` (in gpusim/bench/peers.py, shared with `gpusim bench`), the same
@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 
 from gpusim import streams
+from gpusim.backends.base import block_bounds
+from gpusim.backends.reference import simulate_block
 from gpusim.bench.machine import machine_info
 from gpusim.bench.peers import (  # the peer lives in the package, for `gpusim bench` too
     distribution_check,
@@ -52,7 +54,6 @@ from gpusim.bench.peers import (  # the peer lives in the package, for `gpusim b
     plain_block,
 )
 from gpusim.config import Config
-from gpusim.engine import block_bounds, simulate_block
 from gpusim.model.market import MarketParams, market_params
 
 # --- running ------------------------------------------------------------------------------
@@ -82,12 +83,12 @@ def profile(config: Config, p: MarketParams, n: int, seed: int, months: int,
             repeats: int = 3) -> dict[str, float]:
     """Where the time goes, ns per path-month, measured inside real runs of one block.
 
-    gpusim: `simulate_block` with `gpusim.engine.market_draws` and the Philox function of
-    `gpusim.streams` wrapped by timers (so everything else is the model: state update,
+    gpusim: `simulate_block` with `gpusim.backends.reference.market_draws` and the Philox
+    function of `gpusim.streams` wrapped by timers (so everything else is the model: state update,
     recording, correlation, checks). plain: `plain_block` with its draw callable timed.
     Each figure comes from the fastest of `repeats` runs.
     """
-    import gpusim.engine as engine
+    import gpusim.backends.reference as engine
 
     per = 1e9 / (n * months)
     spent: dict[str, float] = {}

@@ -35,8 +35,8 @@ import xarray as xr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import gpusim
+from gpusim.backends.reference import simulate_block
 from gpusim.cube import block_dataset
-from gpusim.engine import simulate_block
 from gpusim.store import create_layout, run_identity, write_region
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def cube_write(config: gpusim.Config, blocks: list[xr.Dataset], block_paths: int
     from concurrent.futures import ThreadPoolExecutor
 
     paths = block_paths * len(blocks)
-    attrs = run_identity(config, 1, paths, block_paths, "cube")
+    attrs = run_identity(config, 1, paths, block_paths, "cube", "cpu")
     create_layout(where, config, paths, block_paths, attrs, "cube")
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 from gpusim.config import Config, load_config
 from gpusim.cube import simulate
 from gpusim.errors import InputError, SimulationError
-from gpusim.store import run
+from gpusim.plan import run
 
 __all__ = [
     "Config",

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from gpusim import sketch
+from gpusim.outputs import BY_NAME, sketch_name
 
 HEADLINE_VARIABLES = ("rental_price", "collateral_value", "utilization", "token_demand")
 HEADLINE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -37,7 +38,7 @@ def fan(ds: xr.Dataset, variable: str,
     """
     q = list(quantiles)
     if is_summary(ds):
-        name = f"{variable}_sketch"
+        name = sketch_name(variable)
         if name not in ds:
             raise KeyError(f"{variable!r} has no sketch in this summary store")
         counts = ds[name]
@@ -46,11 +47,9 @@ def fan(ds: xr.Dataset, variable: str,
         out = xr.DataArray(values, dims=dims,
                            coords={**{d: ds[d] for d in dims[:-1]}, "quantile": q})
         out = out.transpose("quantile", *dims[:-1])
-        from gpusim.cube import VARIABLES
-
         return out.rename(variable).assign_attrs(
             units=counts.attrs.get("sketched_units", ""),
-            long_name=VARIABLES[variable].long_name if variable in VARIABLES else variable,
+            long_name=BY_NAME[variable].long_name if variable in BY_NAME else variable,
             relative_accuracy=sketch.ALPHA)
     values = ds[variable]
     if values.chunks is not None:  # all paths of one month at a time

@@ -34,17 +34,16 @@ from rich.text import Text
 
 from gpusim import __version__
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
-from gpusim.cluster import check_cluster_options
 from gpusim.config import Config, load_config
 from gpusim.errors import InputError
-from gpusim.store import (
+from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
     GPU_BLOCK_PATHS,
     GPU_SUMMARY_BLOCK_PATHS,
     check_run,
-    open_store,
-    run,
+    execute,
 )
+from gpusim.store import open_store
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -175,20 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> None:
     config = load_config(args.config, args.overrides)
-    check_run(args.out, args.paths, args.seed, 1 if args.block_paths is None else
-              args.block_paths, args.overwrite,
-              args.device, args.mode, args.resume)
-    check_cluster_options(args.workers, args.cuda_workers, args.scheduler)
-    source = config_source(args.config, args.overrides)
+    request = check_run(config, args.out, paths=args.paths, seed=args.seed,
+                        block_paths=args.block_paths, overwrite=args.overwrite,
+                        device=args.device, mode=args.mode, resume=args.resume,
+                        source=config_source(args.config, args.overrides),
+                        workers=args.workers, cuda_workers=args.cuda_workers,
+                        scheduler=args.scheduler)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
         try:
-            out = run(config, out=args.out, paths=args.paths, seed=args.seed,
-                      block_paths=args.block_paths, overwrite=args.overwrite,
-                      device=args.device, mode=args.mode, resume=args.resume,
-                      on_block=lambda n: progress.advance(task, n), source=source,
-                      workers=args.workers, cuda_workers=args.cuda_workers,
-                      scheduler=args.scheduler)
+            out = execute(request, on_block=lambda n: progress.advance(task, n))
         except KeyboardInterrupt:
             raise InterruptedRun("interrupted; the blocks written so far are kept: continue "
                                  "with the same command and --resume") from None
@@ -307,7 +302,8 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     import xarray
     import zarr
 
-    from gpusim.backends.cuda import compile_check, cupy_or_none
+    from gpusim.backends.cuda import compile_check
+    from gpusim.backends.devices import cupy_or_none
     from gpusim.backends.host import host_compiler
 
     console.print(f"gpusim {__version__}; python {platform.python_version()} on "

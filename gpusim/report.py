@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from gpusim import analysis
 from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
-from gpusim.cube import VARIABLES
+from gpusim.outputs import BY_NAME
 
 FAN_VARIABLES = {"rental_price": "linear", "collateral_value": "linear",
                  "token_demand": "log", "utilization": "linear"}
@@ -92,7 +92,7 @@ def slug(name: str) -> str:
 
 def long_name(name: str) -> str:
     """A variable's descriptive name (the same on cube and summary stores)."""
-    return VARIABLES[name].long_name if name in VARIABLES else name
+    return BY_NAME[name].long_name if name in BY_NAME else name
 
 
 def date_axis(ax: Axes) -> None:

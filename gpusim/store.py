@@ -25,9 +25,7 @@ import os
 import shutil
 import time
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,47 +37,20 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from gpusim import cluster, sketch
-from gpusim.cluster import cluster_client
+from gpusim import sketch
+from gpusim.backends.base import BlockSummary, SparseCounts
 from gpusim.config import Config
-from gpusim.cube import (
-    VARIABLES,
-    BlockSimulator,
-    block_dataset,
-    block_simulator,
-    check_run_args,
-    cube_coords,
+from gpusim.cube import cube_coords, provenance, to_path_major
+from gpusim.errors import InputError
+from gpusim.outputs import (
+    BY_NAME,
+    PER_PATH,
+    dimension_sizes,
     output_dtype,
     output_names,
-    provenance,
-    to_path_major,
-    variable_attrs,
-)
-from gpusim.engine import (
-    PATH_OUTPUTS,
-    block_bounds,
-)
-from gpusim.errors import InputError
-from gpusim.summary import (
-    BlockSummary,
-    SparseCounts,
-    dimension_sizes,
-    launch_block_summary,
     summary_variables,
 )
 
-DEFAULT_BLOCK_PATHS = 16_384
-"""Paths per block (and chunk) on the CPU: a block of the base scenario is ~400 MB."""
-GPU_BLOCK_PATHS = 131_072
-"""Paths per block on a GPU: 1,024 thread blocks of 128, enough to fill an H100's 132 SMs
-several times over; a float64 cube block of the base scenario is ~3 GB."""
-GPU_SUMMARY_BLOCK_PATHS = 1 << 20
-"""Paths per block of a summary run on a GPU. Its device memory does not grow with the
-block (the counts are ~110 MB for the base scenario, plus 64 bytes per path), but the
-host's share of a block does: merging its sparse counts costs ~13 ms per 300k nonzero
-buckets (measured on the CPU), about what the kernel needs for a 131k-path block at the
-1e9 path-months/s goal. A million paths keeps the device, not the host, the bottleneck."""
-MODES = ("cube", "summary")
 CONTROL_GROUP = "_gpusim"
 CHECKPOINT = "_gpusim_checkpoint.npz"
 CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
@@ -92,8 +63,6 @@ computes the blocks ("cpu", "gpu", or "cpu+gpu" for a mixed cluster): CPU and GP
 to ~1e-14 in float64, not bit for bit, so a store finished on the other one would hold
 blocks no single run would write (and a near-threshold default could flip)."""
 
-WRITERS = 2
-"""Threads that compress and write cube blocks while the next block is computed."""
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 """Chosen by measurement (benchmarks/store.py): the best ratio (≈2.3× on a firms cube) at
 the same write speed as zstd alone or no compression; see README, 'Stores'."""
@@ -111,40 +80,20 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-# --- checks ---------------------------------------------------------------------------------
+# --- what a path holds ---------------------------------------------------------------------
 
-def check_output(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to touch an existing path unless asked, and never replace a non-store."""
-    if resume:
-        if not (out / "zarr.json").is_file():
-            raise InputError(f"--resume: {str(out)!r} is not a gpusim store to resume "
-                             "(start the run without --resume)")
-        return
-    if not out.exists():
-        return
-    if not overwrite:
-        raise InputError(
-            f"--out {str(out)!r} already exists; pass --overwrite to replace it, --resume to "
-            "continue it, or choose another path")
-    if not (out / "zarr.json").is_file():
-        raise InputError(
-            f"--out {str(out)!r} exists and is not a zarr store; refusing to replace it "
-            "even with --overwrite")
+def is_store(path: Path) -> bool:
+    """Whether `path` is a zarr store (its root metadata is there)."""
+    return (path / "zarr.json").is_file()
 
 
-def check_run(out: str | Path, paths: int, seed: int, block_paths: int, overwrite: bool,
-              device: str, mode: str = "cube", resume: bool = False) -> None:
-    """Every check `run` makes before writing anything; raises InputError."""
-    check_run_args(paths, seed, device)
-    if not isinstance(block_paths, int | np.integer) or not 1 <= block_paths < 2**31:
-        raise InputError(f"block_paths = {block_paths!r}: expected a positive integer below "
-                         "2**31 (a block is one kernel launch, counted in 32 bits)")
-    if mode not in MODES:
-        raise InputError(f"mode = {mode!r}: expected one of {', '.join(MODES)}")
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite contradict each other; pass one of them")
-    check_output(Path(out), overwrite, resume)
+def remove_store(path: Path) -> None:
+    """Delete a store, its root metadata first: a store killed mid-deletion is no store."""
+    (path / "zarr.json").unlink()
+    shutil.rmtree(path)
 
+
+# --- identity -------------------------------------------------------------------------------
 
 def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str,
                  backend: str) -> dict[str, Any]:
@@ -185,8 +134,8 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
     block = min(block_paths, paths)
     data_vars, encoding = {}, {}
     if mode == "cube":
-        variables = {name: (VARIABLES[name].dims, output_dtype(name, config),
-                            variable_attrs(name)) for name in output_names(config)}
+        variables = {name: (BY_NAME[name].dims, output_dtype(name, config),
+                            BY_NAME[name].attrs()) for name in output_names(config)}
     else:
         variables = summary_variables(config)
     for name, (dims, dtype, var_attrs) in variables.items():
@@ -241,11 +190,11 @@ class Summary:
         sizes = dimension_sizes(config)
         counts = {name: np.zeros(tuple(sizes[d] for d in dims), dtype=np.int64)
                   for name, (dims, _, _) in summary_variables(config).items()
-                  if name not in PATH_OUTPUTS}
+                  if name not in PER_PATH}
         return cls(counts)
 
     def add(self, block: int, counts: dict[str, SparseCounts]) -> None:
-        """Fold one block's counts (from `block_counts`) in; a block is folded in once."""
+        """Fold one block's sparse counts in; a block is folded in once."""
         if block in self.blocks:
             return
         for name, (index, values) in counts.items():
@@ -288,179 +237,64 @@ def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, s
                    ) -> None:
     """Write a summary block's exact per-path variables into their region of the store."""
     per_path = xr.Dataset({
-        name: (VARIABLES[name].dims, to_path_major(block.per_path[name], VARIABLES[name].dims))
-        for name in PATH_OUTPUTS if name in output_names(config)})
+        name: (BY_NAME[name].dims, to_path_major(block.per_path[name], BY_NAME[name].dims))
+        for name in PER_PATH if name in output_names(config)})
     if per_path.data_vars:
         write_region(out, per_path, start, stop)
 
 
-def summary_block(out: Path, simulator: BlockSimulator, seed: int, start: int, stop: int
-                  ) -> dict[str, SparseCounts]:
-    """Simulate one block for a summary store: write its exact per-path variables, return
-    its sketches and counts (built on the device on a GPU). What a cluster task does."""
-    block = launch_block_summary(simulator, seed, start, stop).result()
-    write_per_path(out, simulator.config, block, start, stop)
-    return block.counts
+# --- completion -----------------------------------------------------------------------------
+
+class CubeProgress:
+    """Which blocks of a cube store are written: one flag per block in the control group,
+    set once the block's region write has returned."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.done = set(map(int, blocks_done(out).nonzero()[0]))
+
+    def record(self, block: int, result: Any) -> None:
+        mark_done(self.out, [block])
+        self.done.add(block)
+
+    def finish(self) -> None:
+        """Nothing to do: every block was recorded as it was written."""
 
 
-# --- the run --------------------------------------------------------------------------------
+class SummaryProgress:
+    """Which blocks a summary store's sketches hold: those of the checkpoint, then those
+    folded in (`record` with the block's sparse counts); `finish` writes the sketches."""
 
-def default_block_paths(on_gpu: bool, mode: str) -> int:
-    if not on_gpu:
-        return DEFAULT_BLOCK_PATHS
-    return GPU_SUMMARY_BLOCK_PATHS if mode == "summary" else GPU_BLOCK_PATHS
+    def __init__(self, out: Path, config: Config) -> None:
+        self.out = out
+        self.summary = Summary.load(out / CHECKPOINT, config)
+        self.done = self.summary.blocks
 
+    def record(self, block: int, counts: dict[str, SparseCounts]) -> None:
+        self.summary.add(block, counts)
+        self.summary.checkpoint_if_due(self.out)
 
-def run(
-    config: Config,
-    out: str | Path,
-    paths: int = 10_000,
-    seed: int = 0,
-    block_paths: int | None = None,
-    overwrite: bool = False,
-    device: str = "cpu",
-    mode: str = "cube",
-    resume: bool = False,
-    on_block: Callable[[int], None] | None = None,
-    source: str = "",
-    workers: int | None = None,
-    cuda_workers: bool = False,
-    scheduler: str | None = None,
-) -> Path:
-    """Simulate `paths` paths block by block into a zarr v3 store at `out`.
-
-    Everything is checked before anything is written. `block_paths` defaults to
-    DEFAULT_BLOCK_PATHS on the CPU, GPU_BLOCK_PATHS (cube) or GPU_SUMMARY_BLOCK_PATHS
-    (summary) on a GPU (results do not depend on
-    it; a resumed run must use the same). `mode` is "cube" or "summary";
-    `resume=True` continues an interrupted run of the same config, seed, paths, block size
-    and mode. `on_block(n)` is called after each block with its path count (also for the
-    blocks a resumed run finds done). `source` is the config as given (file text and
-    overrides), kept in the store's provenance. `workers`, `cuda_workers` or `scheduler`
-    run the blocks as tasks on a dask.distributed cluster (see gpusim.cluster) with the same
-    result. Returns the store path.
-    """
-    out = Path(out)
-    check_run(out, paths, seed, 1 if block_paths is None else block_paths, overwrite, device,
-              mode, resume)
-    with cluster_client(workers, cuda_workers, scheduler) as client, quiet_zarr():
-        simulator = None if client else block_simulator(config, device)
-        on_gpu = cuda_workers or (simulator is not None and simulator.device == "gpu")
-        if block_paths is None:
-            block_paths = default_block_paths(on_gpu, mode)
-        if client is not None:
-            device_name, backend = cluster.worker_devices(client, config, device)
-        else:
-            device_name, backend = simulator.device_name, simulator.device
-        identity = run_identity(config, seed, paths, block_paths, mode, backend)
-        if resume:
-            attrs = check_resumable(out, identity)
-        else:
-            if out.exists():
-                (out / "zarr.json").unlink()  # a store killed mid-deletion is no store
-                shutil.rmtree(out)
-            attrs = provenance(config, seed, paths, device_name) | identity | {
-                "config_given": source, "run_started": now_iso()}
-            create_layout(out, config, paths, block_paths, attrs, mode)
-        bounds = list(block_bounds(paths, block_paths))
-        if client is not None:
-            cluster.run_blocks(client, out, config, bounds, seed, device, mode, on_block)
-        elif mode == "cube":
-            _run_cube(out, config, bounds, simulator, seed, on_block)
-        else:
-            _run_summary(out, config, bounds, simulator, seed, on_block)
-        finished = {"run_finished": now_iso()}
-        if resume:
-            finished["resumed_on"] = device_name
-        zarr.consolidate_metadata(str(out))  # a store marked finished is always readable
-        zarr.open_group(out, mode="r+").attrs.update(finished)
-        zarr.consolidate_metadata(str(out))
-    return out
+    def finish(self) -> None:
+        self.summary.finish(self.out)
 
 
-def _run_cube(out: Path, config: Config, bounds: list[tuple[int, int]],
-              simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
-    """Compute blocks in this thread while WRITERS threads compress and write earlier ones.
-
-    On a GPU the next block's kernel is launched before the last one's outputs are
-    collected, so the kernel overlaps with the copy to pinned host memory and with the
-    writes. At most WRITERS blocks wait to be written (plus one in flight), so host memory
-    stays bounded by a few blocks whatever the path count. A block is marked done only
-    after its write returns.
-    """
-    done = blocks_done(out)
-    pending: deque[tuple[Future, int]] = deque()
-
-    def write(b: int, ds: xr.Dataset, start: int, stop: int) -> int:
-        write_region(out, ds, start, stop)
-        mark_done(out, [b])
-        return stop - start
-
-    def finish_one() -> None:
-        future, n = pending.popleft()
-        future.result()  # re-raises a failed write here
-        if on_block is not None:
-            on_block(n)
-
-    def write_launched(launched: tuple[int, Any, int, int]) -> None:
-        b, handle, start, stop = launched
-        ds = block_dataset(handle.result(), start, config)
-        while len(pending) >= WRITERS:
-            finish_one()
-        pending.append((pool.submit(write, b, ds, start, stop), stop - start))
-
-    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="gpusim-write") as pool:
-        previous = None  # launched, not yet collected: on a GPU it runs while we write
-        for b, (start, stop) in enumerate(bounds):
-            if done[b]:
-                if on_block is not None:
-                    on_block(stop - start)
-                continue
-            launched = (b, simulator.launch(seed, start, stop), start, stop)
-            if previous is not None:
-                write_launched(previous)
-            previous = launched
-        if previous is not None:
-            write_launched(previous)
-        while pending:
-            finish_one()
+def progress(out: Path, config: Config, mode: str) -> CubeProgress | SummaryProgress:
+    """The completion record of a laid-out store of `mode`."""
+    return SummaryProgress(out, config) if mode == "summary" else CubeProgress(out)
 
 
-def _run_summary(out: Path, config: Config, bounds: list[tuple[int, int]],
-                 simulator: BlockSimulator, seed: int, on_block: Callable | None) -> None:
-    """Fold blocks into sketches. On a GPU the fused summary kernel builds them on the
-    device, and the next block's kernel runs while this thread merges the last one's
-    counts and writes its per-path default months and losses."""
-    summary = Summary.load(out / CHECKPOINT, config)
-
-    def fold(launched: tuple[int, Any, int, int]) -> None:
-        b, handle, start, stop = launched
-        block = handle.result()
-        write_per_path(out, config, block, start, stop)
-        summary.add(b, block.counts)
-        summary.checkpoint_if_due(out)
-        if on_block is not None:
-            on_block(stop - start)
-
-    previous = None  # launched, not yet folded in
-    for b, (start, stop) in enumerate(bounds):
-        if b in summary.blocks:
-            if on_block is not None:
-                on_block(stop - start)
-            continue
-        launched = (b, launch_block_summary(simulator, seed, start, stop), start, stop)
-        if previous is not None:
-            fold(previous)
-        previous = launched
-    if previous is not None:
-        fold(previous)
-    summary.finish(out)
+def mark_finished(out: Path, attrs: dict[str, Any]) -> None:
+    """Record the run as finished (with `attrs`, e.g. its end time) and consolidate the
+    metadata, so that a store marked finished is always readable in one read."""
+    zarr.consolidate_metadata(str(out))
+    zarr.open_group(out, mode="r+").attrs.update(attrs)
+    zarr.consolidate_metadata(str(out))
 
 
 def open_store(path: str | Path) -> xr.Dataset:
     """Open a finished store written by `run` as a lazy, dask-backed Dataset."""
     path = Path(path)
-    if not (path / "zarr.json").is_file():
+    if not is_store(path):
         raise InputError(f"store {str(path)!r} is not a zarr store written by gpusim run")
     with quiet_zarr():
         if "run_finished" not in zarr.open_group(path, mode="r").attrs:

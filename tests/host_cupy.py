@@ -11,7 +11,6 @@ does that on a GPU.
 
 from __future__ import annotations
 
-import ctypes
 import time
 import types
 from typing import Any
@@ -20,28 +19,15 @@ import numpy as np
 
 from gpusim.backends import host
 
-HOST_NAMES = {"simulate_cube": "gpusim_host_block", "simulate_summary": "gpusim_host_summary"}
-SCALARS = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
-           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
-
-
-def _argument(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        assert value.flags.c_contiguous, "kernel arrays must be C-contiguous"
-        return value.ctypes.data_as(ctypes.c_void_p)
-    assert isinstance(value, np.generic), f"kernel scalars must be numpy scalars: {value!r}"
-    return SCALARS[value.dtype](value.item())
-
 
 class _Function:
     def __init__(self, name: str) -> None:
-        stem, suffix = name.rsplit("_", 1)
-        self.function = getattr(host.host_library(), f"{HOST_NAMES[stem]}_{suffix}")
+        self.function = host.entry_point(name)
         self.launches: list[tuple] = []
 
     def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
         self.launches.append((grid, block))
-        self.function(*(_argument(a) for a in args))
+        self.function(*(host.c_argument(a) for a in args))
 
 
 class RawModule:

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpusim.backends.cuda import cupy_or_none
+from gpusim.backends.devices import cupy_or_none
 from gpusim.bench import peers
 from gpusim.bench.jax_market import jax_device, load_jax
-from gpusim.bench.suite import Sizes, run_suite, slope
+from gpusim.bench.results import slope
+from gpusim.bench.rows import Sizes
+from gpusim.bench.suite import run_suite
 from gpusim.cli import main
 from gpusim.model.market import market_params
 

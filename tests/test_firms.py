@@ -13,8 +13,8 @@ import pytest
 from helpers import LESSOR, MINER, SMALL, firms_config
 
 from gpusim import simulate
+from gpusim.backends.reference import simulate_block
 from gpusim.config import apply_overrides, config_from_dict
-from gpusim.engine import simulate_block
 from gpusim.errors import InputError
 from gpusim.model import firms
 from gpusim.model.market import DT, market_params

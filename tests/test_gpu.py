@@ -10,8 +10,9 @@ from helpers import firms_config
 from test_kernels import assert_paths_agree
 
 from gpusim import load_config, simulate
-from gpusim.backends.cuda import compile_check, cupy_or_none, simulate_block_gpu
-from gpusim.engine import simulate_block
+from gpusim.backends.cuda import CudaBackend, compile_check
+from gpusim.backends.devices import cupy_or_none
+from gpusim.backends.reference import simulate_block
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(cupy_or_none() is None, reason="needs CuPy and a CUDA device")]
@@ -26,14 +27,14 @@ def test_kernels_compile_on_the_device():
 def test_gpu_equals_numpy_path_by_path(make):
     config = make()
     reference = simulate_block(config, seed=99, start=5000, stop=25_000)
-    gpu = simulate_block_gpu(config, seed=99, start=5000, stop=25_000)
+    gpu = CudaBackend(config)(99, 5000, 25_000)
     assert_paths_agree(reference, gpu, rtol=1e-9)
 
 
 def test_gpu_cash_flows_equal_numpy():
     config = firms_config()
     reference = simulate_block(config, seed=4, start=0, stop=4000, record_flows=True)
-    gpu = simulate_block_gpu(config, seed=4, start=0, stop=4000, record_flows=True)
+    gpu = CudaBackend(config)(4, 0, 4000, record_flows=True)
     assert_paths_agree(reference, gpu, rtol=1e-9)
 
 
@@ -56,15 +57,15 @@ def test_numpy_reference_runs_unchanged_on_cupy_arrays():
 
 
 def test_float32_kernel_tracks_float64():
-    f64 = simulate_block_gpu(firms_config(), seed=1, start=0, stop=10_000)
-    f32 = simulate_block_gpu(firms_config("dtype=float32"), seed=1, start=0, stop=10_000)
+    f64 = CudaBackend(firms_config())(1, 0, 10_000)
+    f32 = CudaBackend(firms_config("dtype=float32"))(1, 0, 10_000)
     np.testing.assert_allclose(f32["rental_price"], f64["rental_price"], rtol=1e-3)
 
 
 def test_summary_mode_on_the_device_matches_the_cpu(tmp_path):
     from gpusim import run
+    from gpusim.outputs import count_names
     from gpusim.store import open_store
-    from gpusim.summary import count_names
 
     config = firms_config()
     cpu = open_store(run(config, tmp_path / "cpu.zarr", paths=20_000, seed=3, mode="summary",
@@ -89,12 +90,16 @@ def test_summary_kernel_equals_its_host_build(dtype):
 
     from gpusim.backends import host
     from gpusim.backends.cuda import launch_summary
+    from gpusim.backends.packing import pack
 
     config = firms_config(f"dtype={dtype}")
-    got = launch_summary(config, seed=21, start=1000, stop=11_000).result()
-    expected = host.summarize_block_host(config, seed=21, start=1000, stop=11_000)
+    pending = launch_summary(config, seed=21, start=1000, stop=11_000)
+    got = pending.result()
+    expected = host.HostBackend(config).summarize(21, 1000, 11_000)
     assert int(expected["nonfinite"][0]) == 0
     for name in ("default_month", "loss_total"):
-        np.testing.assert_allclose(got[name], expected[name], rtol=1e-9, err_msg=name)
-    for name in (k for k in got if k not in ("default_month", "loss_total")):
-        np.testing.assert_array_equal(cupy.asnumpy(got[name]), expected[name], err_msg=name)
+        np.testing.assert_allclose(got.per_path[name], expected[name], rtol=1e-9,
+                                   err_msg=name)
+    for name, counts in pending.counts.items():
+        np.testing.assert_array_equal(cupy.asnumpy(counts), host.run_summary_packed(
+            pack(config), 21, 1000, 11_000, dtype)[name], err_msg=name)

@@ -16,10 +16,10 @@ from test_kernels import assert_paths_agree, needs_cxx
 
 from gpusim import run, simulate
 from gpusim.backends import cuda
-from gpusim.backends.packing import kernel_dir
+from gpusim.backends.header import kernel_dir
 from gpusim.errors import SimulationError
+from gpusim.outputs import count_names
 from gpusim.store import open_store
-from gpusim.summary import count_names
 
 pytestmark = needs_cxx
 
@@ -118,15 +118,15 @@ def test_nonfinite_values_in_the_summary_kernel_are_an_error(host_gpu, monkeypat
 def test_bench_summary_rows_pass_their_sketch_check(host_gpu):
     """The suite's fused summary run (kernel sketches merged over blocks) against the
     exact last month of the fused cube run of the same paths."""
+    from gpusim.backends.devices import select_backend
     from gpusim.backends.packing import pack
     from gpusim.bench import gpu, peers
     from gpusim.bench.suite import host_last
-    from gpusim.cube import block_simulator
 
     config = firms_config()
     paths, block = 2000, 768
     cube = gpu.fused_cube(host_gpu, config, pack(config), paths, block, seed=4)
-    summary = gpu.fused_summary(host_gpu, block_simulator(config, "gpu"), paths, block, seed=4)
+    summary = gpu.fused_summary(host_gpu, select_backend(config, "gpu"), paths, block, seed=4)
     sketches = host_last(summary, paths)[gpu.SKETCHES]
     check = peers.sketch_check(host_last(cube, paths), sketches)
     assert check["pass"], check
@@ -161,7 +161,7 @@ def test_the_gpu_half_of_the_bench_suite_runs(host_gpu, tmp_path, monkeypatch):
 
 
 def test_gpu_block_defaults_depend_on_the_mode(host_gpu, tmp_path):
-    from gpusim.store import GPU_BLOCK_PATHS, GPU_SUMMARY_BLOCK_PATHS
+    from gpusim.plan import GPU_BLOCK_PATHS, GPU_SUMMARY_BLOCK_PATHS
 
     config = small_config()
     for mode, expected in (("cube", GPU_BLOCK_PATHS), ("summary", GPU_SUMMARY_BLOCK_PATHS)):

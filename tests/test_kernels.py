@@ -20,16 +20,17 @@ from helpers import firms_config, small_config
 from gpusim import load_config, sketch
 from gpusim.backends import host
 from gpusim.backends.cuda import KERNELS
-from gpusim.backends.packing import check_names, kernel_dir, layout, pack
-from gpusim.engine import INTEGER_OUTPUTS, PATH_OUTPUTS, simulate_block
-from gpusim.summary import count_names, dense_counts
+from gpusim.backends.header import kernel_dir, layout
+from gpusim.backends.packing import pack
+from gpusim.backends.reference import dense_counts, simulate_block
+from gpusim.outputs import BY_NAME, OUTPUTS, PER_PATH, count_names
 
 needs_cxx = pytest.mark.skipif(host.host_compiler() is None,
                                reason="no C++ compiler (g++, c++, clang++ or $CXX) found")
 NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
 
-DISCRETE = {*INTEGER_OUTPUTS}
+DISCRETE = {o.name for o in OUTPUTS if o.kind != "real"}
 
 
 def assert_paths_agree(reference: dict, kernel: dict, rtol: float) -> None:
@@ -63,7 +64,7 @@ def test_host_philox_known_answers(counter, key, expected):
 def test_host_kernel_equals_numpy_path_by_path(make):
     config = make()
     reference = simulate_block(config, seed=17, start=1000, stop=11_000)
-    kernel = host.simulate_block_host(config, seed=17, start=1000, stop=11_000)
+    kernel = host.HostBackend(config)(17, 1000, 11_000)
     assert_paths_agree(reference, kernel, rtol=1e-9)
 
 
@@ -71,7 +72,7 @@ def test_host_kernel_equals_numpy_path_by_path(make):
 def test_host_kernel_equals_numpy_on_the_base_scenario():
     config = load_config(CONFIGS / "base.yaml")
     reference = simulate_block(config, seed=2026, start=0, stop=10_000)
-    kernel = host.simulate_block_host(config, seed=2026, start=0, stop=10_000)
+    kernel = host.HostBackend(config)(2026, 0, 10_000)
     assert_paths_agree(reference, kernel, rtol=1e-9)
 
 
@@ -79,7 +80,7 @@ def test_host_kernel_equals_numpy_on_the_base_scenario():
 def test_host_kernel_cash_flows_equal_numpy():
     config = firms_config()
     reference = simulate_block(config, seed=3, start=0, stop=2000, record_flows=True)
-    kernel = host.simulate_block_host(config, seed=3, start=0, stop=2000, record_flows=True)
+    kernel = host.HostBackend(config)(3, 0, 2000, record_flows=True)
     assert_paths_agree(reference, kernel, rtol=1e-9)
 
 
@@ -87,7 +88,7 @@ def test_host_kernel_cash_flows_equal_numpy():
 def test_host_kernel_float32_tracks_float64():
     """float32 state arithmetic: prices within 1e-3 relative of float64 over 24 months."""
     f64 = simulate_block(small_config(), seed=5, start=0, stop=2000)
-    f32 = host.simulate_block_host(small_config("dtype=float32"), seed=5, start=0, stop=2000)
+    f32 = host.HostBackend(small_config("dtype=float32"))(5, 0, 2000)
     assert f32["rental_price"].dtype == np.float32
     np.testing.assert_allclose(f32["rental_price"], f64["rental_price"], rtol=1e-3)
     np.testing.assert_allclose(f32["collateral_value"], f64["collateral_value"], rtol=1e-3)
@@ -101,15 +102,22 @@ def test_numpy_float32_runs_in_float32_like_the_kernel():
     discrete events on these paths."""
     config = firms_config("dtype=float32")
     reference = simulate_block(config, seed=31, start=2000, stop=8000)
-    kernel = host.simulate_block_host(config, seed=31, start=2000, stop=8000)
+    kernel = host.HostBackend(config)(31, 2000, 8000)
     for name, values in reference.items():
         assert values.dtype == kernel[name].dtype, name
-        assert values.dtype == INTEGER_OUTPUTS.get(name, np.float32), name
+        assert values.dtype == BY_NAME[name].dtype("float32"), name
     assert_paths_agree(reference, kernel, rtol=1e-3)  # losses: differences of ~1e9 USD
 
 
-def test_kernel_output_names_match_the_engine():
-    check_names()
+def test_kernel_output_enums_match_the_declared_outputs():
+    from gpusim import outputs
+    from gpusim.backends import header
+    from gpusim.model.firms import FLOWS
+
+    assert header.names("MarketOutput", "MO_") == list(outputs.MARKET)
+    assert header.names("FirmOutput", "FO_") == list(outputs.FIRM)
+    assert header.names("FacilityOutput", "AO_") == list(outputs.FACILITY)
+    assert header.names("Flow", "FL_") == list(FLOWS)
 
 
 def test_packed_layout_matches_the_header():
@@ -195,8 +203,8 @@ def test_kernel_buckets_equal_the_numpy_sketch():
 def summary_of(config, seed, start, stop):
     """(numpy engine's cube, host kernel's cube, host summary kernel's block)."""
     return (simulate_block(config, seed=seed, start=start, stop=stop),
-            host.simulate_block_host(config, seed=seed, start=start, stop=stop),
-            host.summarize_block_host(config, seed=seed, start=start, stop=stop))
+            host.HostBackend(config)(seed, start, stop),
+            host.HostBackend(config).summarize(seed, start, stop))
 
 
 @needs_cxx
@@ -217,7 +225,7 @@ def test_summary_kernel_counts_equal_the_sketches_of_the_cube(make):
         expected = dense_counts(config, cube)
         for name in names:
             np.testing.assert_array_equal(summary[name], expected[name], err_msg=name)
-    for name in PATH_OUTPUTS:
+    for name in PER_PATH:
         np.testing.assert_array_equal(summary[name], kernel_cube[name], err_msg=name)
 
 
@@ -225,7 +233,7 @@ def test_summary_kernel_counts_equal_the_sketches_of_the_cube(make):
 def test_every_sketch_of_the_summary_kernel_counts_every_path():
     config = firms_config()
     n = 3000
-    summary = host.summarize_block_host(config, seed=2, start=0, stop=n)
+    summary = host.HostBackend(config).summarize(2, 0, n)
     for name in count_names(config):
         if name.endswith("_sketch"):
             assert (summary[name].sum(axis=-1) == n).all(), name

@@ -12,7 +12,7 @@ from helpers import small_config
 
 from gpusim import run, simulate
 from gpusim.cli import main
-from gpusim.engine import MARKET_OUTPUTS
+from gpusim.outputs import MARKET as MARKET_OUTPUTS
 
 RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given",
                 "backend",

@@ -1,4 +1,4 @@
-"""The fused CUDA kernel through CuPy: loading, launching, and device detection.
+"""The fused CUDA kernel through CuPy: loading, launching, and the CUDA backend.
 
 One cached loader compiles kernels/gpusim.cu with NVRTC (cupy.RawModule from source, with
 `#line` so compiler errors point at the .cu file, and the headers found through -I),
@@ -15,19 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from gpusim.backends.packing import (
-    Packed,
-    kernel_dir,
-    output_shapes,
-    pack,
-    sketch_layout,
-    summary_shapes,
-    unpack,
-    unpack_summary,
-)
+from gpusim.backends import kernel_io
+from gpusim.backends.base import Backend, BlockSummary, Handle, check_finite, sparse
+from gpusim.backends.header import kernel_dir, sources_digest
+from gpusim.backends.packing import Packed, pack
 from gpusim.config import Config
-from gpusim.engine import check_finite
 from gpusim.errors import InputError, SimulationError
+from gpusim.outputs import PER_PATH, count_names
 
 COMPILE_OPTIONS = ("-std=c++14", "--fmad=false")
 """NVRTC options, in one place (the include path is added by the loader). No FMA
@@ -43,42 +37,6 @@ KERNELS = ("simulate_cube_f64", "simulate_cube_f32", "simulate_summary_f64",
            "simulate_summary_f32")
 
 
-def cupy_or_none() -> ModuleType | None:
-    """CuPy if it imports and sees at least one CUDA device, else None."""
-    try:
-        import cupy
-    except ImportError:
-        return None
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-    except Exception:  # noqa: BLE001 - no driver, no device: the same answer
-        return None
-    return cupy
-
-
-def resolve_device(device: str) -> str:
-    """'cpu' or 'gpu' for a requested device ('auto', 'cpu' or 'gpu').
-
-    'gpu' without CuPy and a device is an InputError; 'auto' falls back to the CPU with a
-    one-line notice on stderr.
-    """
-    if device == "cpu":
-        return "cpu"
-    if cupy_or_none() is not None:
-        return "gpu"
-    if device == "gpu":
-        raise InputError(
-            "device = 'gpu': no CUDA device is usable here (CuPy is not installed or sees no "
-            "GPU); install gpusim[cuda12] or gpusim[cuda13] on a GPU machine, or use --device "
-            "cpu")
-    import sys
-
-    print("gpusim: no usable GPU (CuPy or a CUDA device missing); running numpy on the CPU",
-          file=sys.stderr)
-    return "cpu"
-
-
 def kernel_source() -> str:
     """gpusim.cu with a #line directive, so NVRTC's messages name the file and line."""
     path = kernel_dir() / "gpusim.cu"
@@ -88,8 +46,6 @@ def kernel_source() -> str:
 @cache
 def _module(device_id: int) -> Any:
     import cupy
-
-    from gpusim.backends.host import sources_digest
 
     # CuPy's cache key covers gpusim.cu's text, not the headers it includes: the digest
     # of all kernel sources makes an edited header a new kernel.
@@ -150,17 +106,20 @@ class PendingBlock:
     stream: Any
     device_arrays: dict[str, Any]
     host_arrays: dict[str, np.ndarray] | None
-    record_flows: bool
     inputs: list[Any]  # the kernel's parameter arrays, held until it has finished
 
-    def result(self) -> dict[str, Any]:
+    def wait(self) -> None:
+        """Wait for the kernel (and the copy); a failure names the kernel and the block."""
         try:
             self.stream.synchronize()
         except Exception as err:
             raise RuntimeError(f"kernel {self.name} failed on the block of paths "
                                f"[{self.start}, {self.stop}): {err}") from err
+
+    def result(self) -> dict[str, Any]:
+        self.wait()
         on_host = self.host_arrays is not None
-        out = unpack(self.host_arrays if on_host else self.device_arrays, self.record_flows)
+        out = kernel_io.unpack(self.host_arrays if on_host else self.device_arrays)
         if on_host:
             check_finite(out, self.start, np)
         else:
@@ -170,27 +129,20 @@ class PendingBlock:
         return out
 
 
-def _suffix(real: np.dtype) -> str:
-    return "f64" if real == np.float64 else "f32"
-
-
 def _grid(n: int) -> tuple[int]:
     return ((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
 
 
 def _upload_inputs(cupy: ModuleType, packed: Packed) -> list[Any]:
     """The packed parameter arrays on the device (on the current stream)."""
-    return [cupy.asarray(np.ascontiguousarray(a)) for a in (
-        packed.market, packed.monthly, packed.firm_table, packed.contract_table,
-        packed.facility_table, packed.capex, packed.draws)]
+    return [cupy.asarray(a) for a in packed.arrays()]
 
 
-def _input_args(inputs: list[Any], packed: Packed, seed: int, start: int, stop: int
-                ) -> tuple[Any, ...]:
-    """The kernels' common leading arguments (GPUSIM_INPUT_PARAMS in engine.cuh)."""
-    n_firms, n_contracts, n_facilities = packed.counts
-    return (*inputs, np.int32(n_firms), np.int32(n_contracts), np.int32(n_facilities),
-            np.int32(packed.months), np.uint64(seed), np.int64(start), np.int64(stop - start))
+def _allocate(cupy: ModuleType, buffers: dict[str, tuple[tuple[int, ...], np.dtype]],
+              zeroed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Device buffers of `kernel_io`'s shapes; those named in `zeroed` are zeroed."""
+    return {key: (cupy.zeros if key in zeroed else cupy.empty)(shape, dtype)
+            for key, (shape, dtype) in buffers.items()}
 
 
 def _copy_to_pinned(cupy: ModuleType, arrays: dict[str, Any], stream: Any
@@ -211,37 +163,22 @@ def launch_block(config: Config, seed: int, start: int, stop: int, record_flows:
     import cupy
 
     packed = packed or pack(config)
-    n = stop - start
-    real = np.dtype(config.dtype)
-    name = "simulate_cube_" + _suffix(real)
+    name = kernel_io.kernel_name("cube", config.dtype)
     stream = next_stream()
     host: dict[str, np.ndarray] | None = None
     try:
         with stream:
             inputs = _upload_inputs(cupy, packed)
-            raw = {
-                key: cupy.empty(shape, np.int32 if key == "default_month" else real)
-                for key, shape in output_shapes(packed, n).items()
-                if key != "flows" or record_flows
-            }
-            args = (*_input_args(inputs, packed, seed, start, stop),
-                    raw["market"], raw["firm"], raw["facility"], raw["default_month"],
-                    raw["loss_total"],
-                    raw["flows"] if record_flows else np.uint64(0))  # null: no flows
-            kernel(name)(_grid(n), (THREADS_PER_BLOCK,), args)
+            raw = _allocate(cupy, kernel_io.cube_buffers(packed, stop - start, config.dtype,
+                                                         record_flows))
+            args = kernel_io.cube_arguments(inputs, packed, seed, start, stop, raw)
+            kernel(name)(_grid(stop - start), (THREADS_PER_BLOCK,), args)
             if to_host:
                 host = _copy_to_pinned(cupy, raw, stream)
     except Exception as err:
         raise RuntimeError(f"kernel {name} failed to launch on the block of paths "
                            f"[{start}, {stop}): {err}") from err
-    return PendingBlock(name, start, stop, stream, raw, host, record_flows, inputs)
-
-
-def simulate_block_gpu(config: Config, seed: int, start: int, stop: int,
-                       record_flows: bool = False, to_host: bool = True,
-                       packed: Packed | None = None) -> dict[str, Any]:
-    """`gpusim.engine.simulate_block` computed by the fused kernel on the current GPU."""
-    return launch_block(config, seed, start, stop, record_flows, to_host, packed).result()
+    return PendingBlock(name, start, stop, stream, raw, host, inputs)
 
 
 @dataclass
@@ -256,32 +193,36 @@ class PendingSummary:
     start: int
     stop: int
     stream: Any
-    counts: dict[str, Any]  # device, as `summary_shapes` names them
+    counts: dict[str, Any]  # device, as `kernel_io.SUMMARY_COUNTS` names them
     host: dict[str, np.ndarray]  # pinned: default_month, loss_total, nonfinite
     config: Config
     packed: Packed
     inputs: list[Any]  # the kernel's parameter arrays, held until it has finished
     seed: int
 
-    def result(self) -> dict[str, Any]:
-        """Summary-mode counts (on the device, `unpack_summary` names) and the per-path
-        "default_month" and "loss_total" (host). Raises SimulationError on NaN or Inf."""
+    def result(self) -> BlockSummary:
+        """The block's summary, its sparse counts made on the device. Raises
+        SimulationError on NaN or Inf."""
+        import cupy
+
         try:
             self.stream.synchronize()
         except Exception as err:
             raise RuntimeError(f"kernel {self.name} failed on the block of paths "
                                f"[{self.start}, {self.stop}): {err}") from err
-        per_path = {k: self.host[k] for k in ("default_month", "loss_total")}
+        per_path = {k: self.host[k] for k in PER_PATH}
         if self.host["nonfinite"][0]:
             self._explain_nonfinite()
         check_finite(per_path, self.start, np)
-        return unpack_summary(self.counts) | per_path
+        dense = kernel_io.unpack_summary(self.counts)
+        counts = {name: dense[name] for name in count_names(self.config)}
+        return BlockSummary(per_path, sparse(counts, cupy))
 
     def _explain_nonfinite(self) -> None:
         """Rerun the block with the cube kernel, whose check names variable, path and
         month; the summary kernel only counted the NaN or Inf values."""
-        simulate_block_gpu(self.config, self.seed, self.start, self.stop,
-                           packed=self.packed)
+        launch_block(self.config, self.seed, self.start, self.stop,
+                     packed=self.packed).result()
         raise SimulationError(
             f"{int(self.host['nonfinite'][0])} NaN or Inf values in the block of paths "
             f"[{self.start}, {self.stop}); check the config's parameters")
@@ -298,28 +239,43 @@ def launch_summary(config: Config, seed: int, start: int, stop: int,
     if n >= 2**31:
         raise InputError(f"block of {n:,} paths: the summary kernel counts in 32 bits; "
                          "use blocks of fewer than 2**31 paths")
-    real = np.dtype(config.dtype)
-    name = "simulate_summary_" + _suffix(real)
-    shapes = output_shapes(packed, n)
+    name = kernel_io.kernel_name("summary", config.dtype)
     stream = next_stream()
     try:
         with stream:
             inputs = _upload_inputs(cupy, packed)
-            counts = {key: cupy.zeros(shape, np.uint32)
-                      for key, shape in summary_shapes(packed).items()}
-            per_path = {"default_month": cupy.empty(shapes["default_month"], np.int32),
-                        "loss_total": cupy.empty(shapes["loss_total"], real)}
-            min_magnitude, log_gamma, key_min, key_max, buckets = sketch_layout()
-            args = (*_input_args(inputs, packed, seed, start, stop),
-                    *(counts[k] for k in ("market", "firm", "facility", "bust", "ltv_breach",
-                                          "nonfinite")),
-                    per_path["default_month"], per_path["loss_total"],
-                    np.float64(min_magnitude), np.float64(log_gamma), np.int32(key_min),
-                    np.int32(key_max), np.int32(buckets))
+            out = _allocate(cupy, kernel_io.summary_buffers(packed, n, config.dtype),
+                            zeroed=kernel_io.SUMMARY_COUNTS)
+            args = kernel_io.summary_arguments(inputs, packed, seed, start, stop, out)
             kernel(name)(_grid(n), (THREADS_PER_BLOCK,), args)
-            host = _copy_to_pinned(cupy, per_path | {"nonfinite": counts["nonfinite"]}, stream)
+            host = _copy_to_pinned(cupy, {k: out[k] for k in (*PER_PATH, "nonfinite")},
+                                   stream)
     except Exception as err:
         raise RuntimeError(f"kernel {name} failed to launch on the block of paths "
                            f"[{start}, {stop}): {err}") from err
+    counts = {k: out[k] for k in kernel_io.SUMMARY_COUNTS}
     return PendingSummary(name, start, stop, stream, counts, host, config, packed, inputs,
                           seed)
+
+
+class CudaBackend(Backend):
+    """The fused CUDA kernel on the current GPU: launches return while the kernel runs."""
+
+    name, device = "cuda", "gpu"
+
+    def __init__(self, config: Config) -> None:
+        import cupy
+
+        super().__init__(config)
+        self.xp = cupy
+        name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+        self.device_name = f"gpu:{name.decode() if isinstance(name, bytes) else name}"
+        self.packed = pack(config)
+
+    def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
+               record_flows: bool = False) -> Handle[dict[str, Any]]:
+        return launch_block(self.config, seed, start, stop, record_flows,
+                            to_host=not on_device, packed=self.packed)
+
+    def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
+        return launch_summary(self.config, seed, start, stop, packed=self.packed)

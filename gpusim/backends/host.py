@@ -1,14 +1,14 @@
 """The kernel's headers compiled as plain C++ and run on the host through ctypes.
 
 This is how CI checks the CUDA arithmetic without a GPU: kernels/host.cpp includes the
-same engine.cuh the kernel runs, and `simulate_block_host` returns arrays laid out like
-`gpusim.engine.simulate_block`'s, so the two can be compared path by path.
+same engine.cuh the kernel runs, and its entry points take the kernels' arguments in the
+kernels' order (gpusim.backends.kernel_io), so `HostBackend` returns blocks laid out like
+the numpy reference's and the two can be compared path by path.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,20 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from gpusim.backends.packing import (
-    Packed,
-    kernel_dir,
-    output_shapes,
-    pack,
-    sketch_layout,
-    summary_shapes,
-    unpack,
-    unpack_summary,
-)
+from gpusim.backends import kernel_io
+from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, sparse
+from gpusim.backends.header import kernel_dir, sources_digest
+from gpusim.backends.packing import Packed, pack
 from gpusim.config import Config
+from gpusim.outputs import PER_PATH, count_names
 
 HOST_FLAGS = ("-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off")
 """No FMA contraction, so the host build rounds like numpy does."""
+HOST_NAMES = {"simulate_cube": "gpusim_host_block", "simulate_summary": "gpusim_host_summary"}
+"""host.cpp's entry point for each of gpusim.cu's kernels (same suffix, same arguments)."""
+SCALARS = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
+           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
+"""The C type of each numpy scalar type that kernel arguments use."""
 
 
 def host_compiler() -> str | None:
@@ -41,13 +41,6 @@ def host_compiler() -> str | None:
         if name and shutil.which(name):
             return name
     return None
-
-
-def sources_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(kernel_dir().glob("*.c*")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 @cache
@@ -67,87 +60,94 @@ def host_library() -> ctypes.CDLL:
     return ctypes.CDLL(str(lib))
 
 
-def _ptr(array: np.ndarray | None) -> Any:
-    return None if array is None else array.ctypes.data_as(ctypes.c_void_p)
+def c_argument(value: Any) -> Any:
+    """A kernel argument as ctypes passes it: an array's data pointer, or a numpy scalar
+    as its C type. Raises TypeError for anything else (a Python int's C type is a guess)."""
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous:
+            raise TypeError("kernel arrays must be C-contiguous")
+        return value.ctypes.data_as(ctypes.c_void_p)
+    if isinstance(value, np.generic) and value.dtype in SCALARS:
+        return SCALARS[value.dtype](value.item())
+    raise TypeError(f"kernel scalars must be numpy scalars of {sorted(map(str, SCALARS))}: "
+                    f"{value!r}")
 
 
-def philox_host(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, ...]:
-    """Philox4x32-10 words from the host build (for the known-answer tests)."""
-    out = np.zeros(4, dtype=np.uint32)
-    host_library().gpusim_host_philox(_ptr(np.array(counter, dtype=np.uint32)),
-                                      _ptr(np.array(key, dtype=np.uint32)), _ptr(out))
-    return tuple(int(x) for x in out)
+def entry_point(kernel: str) -> Any:
+    """host.cpp's function for the kernel named `kernel` (e.g. simulate_cube_f64)."""
+    stem, suffix = kernel.rsplit("_", 1)
+    return getattr(host_library(), f"{HOST_NAMES[stem]}_{suffix}")
 
 
-def _input_args(packed: Packed, seed: int, start: int, stop: int) -> list[Any]:
-    """The kernels' common leading arguments (GPUSIM_INPUT_PARAMS in engine.cuh)."""
-    n_firms, n_contracts, n_facilities = packed.counts
-    return [*(_ptr(np.ascontiguousarray(a)) for a in (
-        packed.market, packed.monthly, packed.firm_table, packed.contract_table,
-        packed.facility_table, packed.capex, packed.draws)),
-        ctypes.c_int(n_firms), ctypes.c_int(n_contracts), ctypes.c_int(n_facilities),
-        ctypes.c_int(packed.months), ctypes.c_uint64(seed), ctypes.c_longlong(start),
-        ctypes.c_longlong(stop - start)]
+def launch_host(kernel: str, args: tuple[Any, ...]) -> None:
+    """Run `kernel`'s host build on every path of the block its arguments describe."""
+    entry_point(kernel)(*(c_argument(a) for a in args))
 
 
-def _suffix(dtype: str) -> str:
-    return "f64" if np.dtype(dtype) == np.float64 else "f32"
+def _zeros(buffers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict[str, np.ndarray]:
+    return {key: np.zeros(shape, dtype) for key, (shape, dtype) in buffers.items()}
 
 
 def run_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str,
                record_flows: bool = False) -> dict[str, np.ndarray]:
-    """Raw kernel outputs for paths [start, stop), as (variable, month, [entity,] path)."""
-    out: dict[str, Any] = {
-        key: np.zeros(shape, np.int32 if key == "default_month" else np.dtype(dtype))
-        for key, shape in output_shapes(packed, stop - start).items()
-    }
-    if not record_flows:
-        out["flows"] = None
-    fn = getattr(host_library(), "gpusim_host_block_" + _suffix(dtype))
-    fn(*_input_args(packed, seed, start, stop), *(_ptr(out[k]) for k in (
-        "market", "firm", "facility", "default_month", "loss_total", "flows")))
+    """Raw cube-kernel outputs for paths [start, stop), as (variable, month, [entity,]
+    path)."""
+    out = _zeros(kernel_io.cube_buffers(packed, stop - start, dtype, record_flows))
+    args = kernel_io.cube_arguments(packed.arrays(), packed, seed, start, stop, out)
+    launch_host(kernel_io.kernel_name("cube", dtype), args)
     return out
 
 
 def run_summary_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str
                        ) -> dict[str, np.ndarray]:
-    """Raw summary-kernel outputs for paths [start, stop): the count arrays of
-    `summary_shapes` (uint32) and the per-path default months and total losses."""
-    shapes = output_shapes(packed, stop - start)
-    out: dict[str, Any] = {key: np.zeros(shape, np.uint32)
-                           for key, shape in summary_shapes(packed).items()}
-    out["default_month"] = np.zeros(shapes["default_month"], np.int32)
-    out["loss_total"] = np.zeros(shapes["loss_total"], np.dtype(dtype))
-    min_magnitude, log_gamma, key_min, key_max, buckets = sketch_layout()
-    fn = getattr(host_library(), "gpusim_host_summary_" + _suffix(dtype))
-    fn(*_input_args(packed, seed, start, stop), *(_ptr(out[k]) for k in (
-        "market", "firm", "facility", "bust", "ltv_breach", "nonfinite", "default_month",
-        "loss_total")), ctypes.c_double(min_magnitude), ctypes.c_double(log_gamma),
-       ctypes.c_int(key_min), ctypes.c_int(key_max), ctypes.c_int(buckets))
+    """Raw summary-kernel outputs for paths [start, stop): the uint32 count arrays and
+    the per-path default months and total losses (`kernel_io.summary_buffers`)."""
+    out = _zeros(kernel_io.summary_buffers(packed, stop - start, dtype))
+    args = kernel_io.summary_arguments(packed.arrays(), packed, seed, start, stop, out)
+    launch_host(kernel_io.kernel_name("summary", dtype), args)
     return out
+
+
+def philox_host(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, ...]:
+    """Philox4x32-10 words from the host build (for the known-answer tests)."""
+    out = np.zeros(4, dtype=np.uint32)
+    host_library().gpusim_host_philox(c_argument(np.array(counter, dtype=np.uint32)),
+                                      c_argument(np.array(key, dtype=np.uint32)),
+                                      c_argument(out))
+    return tuple(int(x) for x in out)
 
 
 def sketch_bucket_host(values: np.ndarray) -> np.ndarray:
     """kernels/sketch.cuh's bucket of each value (float64), from the host build."""
     fn = host_library().gpusim_host_sketch_bucket
     fn.restype = ctypes.c_int
-    min_magnitude, log_gamma, key_min, key_max, buckets = sketch_layout()
-    return np.array([fn(ctypes.c_double(min_magnitude), ctypes.c_double(log_gamma),
-                        ctypes.c_int(key_min), ctypes.c_int(key_max), ctypes.c_int(buckets),
-                        ctypes.c_double(float(x))) for x in np.ravel(values)], dtype=np.int64)
+    layout = [c_argument(a) for a in kernel_io.sketch_layout()]
+    return np.array([fn(*layout, ctypes.c_double(float(x)))
+                     for x in np.ravel(values)], dtype=np.int64)
 
 
-def simulate_block_host(config: Config, seed: int, start: int, stop: int,
-                        record_flows: bool = False) -> dict[str, np.ndarray]:
-    """`gpusim.engine.simulate_block`, computed by the host build of the kernel headers."""
-    raw = run_packed(pack(config), seed, start, stop, config.dtype, record_flows)
-    return unpack(raw, record_flows)
+class HostBackend(Backend):
+    """The kernel's host build, one path after another on this thread (for the tests
+    that hold the kernel's arithmetic against numpy, and the CuPy stand-in)."""
 
+    name, device, device_name, xp = "host", "cpu", "cpu (host build)", np
 
-def summarize_block_host(config: Config, seed: int, start: int, stop: int
-                         ) -> dict[str, np.ndarray]:
-    """The summary kernel's block, computed by the host build: summary-mode counts (as
-    `unpack_summary` names them) plus "default_month", "loss_total" and "nonfinite"."""
-    raw = run_summary_packed(pack(config), seed, start, stop, config.dtype)
-    return unpack_summary(raw) | {k: raw[k] for k in ("default_month", "loss_total",
-                                                      "nonfinite")}
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.packed = pack(config)
+
+    def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
+               record_flows: bool = False) -> Handle[dict[str, Any]]:
+        raw = run_packed(self.packed, seed, start, stop, self.config.dtype, record_flows)
+        return Ready(kernel_io.unpack(raw))
+
+    def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
+        raw = self.summarize(seed, start, stop)
+        counts = {name: raw[name] for name in count_names(self.config)}
+        return Ready(BlockSummary({k: raw[k] for k in PER_PATH}, sparse(counts)))
+
+    def summarize(self, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The summary kernel's block, dense: its counts (as `unpack_summary` names them)
+        plus "default_month", "loss_total" and "nonfinite"."""
+        raw = run_summary_packed(self.packed, seed, start, stop, self.config.dtype)
+        return kernel_io.unpack_summary(raw) | {k: raw[k] for k in (*PER_PATH, "nonfinite")}

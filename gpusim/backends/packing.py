@@ -1,65 +1,21 @@
 """Flat parameter arrays for the fused kernel, laid out as kernels/params.cuh says.
 
-The header's enums are the single definition of the layout: this module parses them, so
-adding a field means adding it to the header and to the packing function here, and a
-missing or unknown name is an error at import, not a silent shift.
+The header's enums are the single definition of the layout (read by
+gpusim.backends.header), so adding a field means adding it to the header and to the
+packing function here, and a missing or unknown name is an error, not a silent shift.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from gpusim import sketch
+from gpusim.backends.header import layout
 from gpusim.config import Config
-from gpusim.engine import (
-    FACILITY_OUTPUTS,
-    FIRM_OUTPUTS,
-    FLAG_OUTPUTS,
-    INTEGER_OUTPUTS,
-    MARKET_OUTPUTS,
-)
-from gpusim.model.firms import FLOWS, FirmSpec, firm_specs
+from gpusim.errors import InputError
+from gpusim.model.firms import FirmSpec, firm_specs
 from gpusim.model.market import MarketParams, market_params
-
-
-def kernel_dir() -> Path:
-    """The CUDA sources: gpusim/kernels in a wheel, the top-level kernels/ in a checkout."""
-    packaged = Path(__file__).resolve().parents[1] / "kernels"
-    if (packaged / "params.cuh").is_file():
-        return packaged
-    checkout = Path(__file__).resolve().parents[2] / "kernels"
-    if (checkout / "params.cuh").is_file():
-        return checkout
-    raise FileNotFoundError(f"CUDA sources not found in {packaged} or {checkout}")
-
-
-@cache
-def layout() -> dict[str, dict[str, int]]:
-    """Enum name → value for every enum in params.cuh, by enum type name."""
-    text = (kernel_dir() / "params.cuh").read_text()
-    text = re.sub(r"//[^\n]*", "", text)
-    enums: dict[str, dict[str, int]] = {}
-    for name, body in re.findall(r"enum\s+(\w+)\s*\{(.*?)\}", text, flags=re.S):
-        values: dict[str, int] = {}
-        next_value = 0
-        for item in (x.strip() for x in body.split(",")):
-            if not item:
-                continue
-            key, _, expr = (part.strip() for part in item.partition("="))
-            if expr:
-                base, _, offset = (p.strip() for p in expr.partition("+"))
-                next_value = (values[base] if base in values else int(base)) + (
-                    int(offset) if offset else 0)
-            values[key] = next_value
-            next_value += 1
-        enums[name] = values
-    return enums
 
 
 def _table(enum: str, rows: list[dict[str, float]], prefix: str) -> np.ndarray:
@@ -92,6 +48,12 @@ class Packed:
     @property
     def counts(self) -> tuple[int, int, int]:
         return len(self.firm_table), len(self.contract_table), len(self.facility_table)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The parameter arrays in the kernel's argument order (GPUSIM_INPUT_PARAMS)."""
+        return tuple(np.ascontiguousarray(a) for a in (
+            self.market, self.monthly, self.firm_table, self.contract_table,
+            self.facility_table, self.capex, self.draws))
 
 
 def pack_market(p: MarketParams) -> tuple[np.ndarray, np.ndarray]:
@@ -165,94 +127,11 @@ def pack(config: Config) -> Packed:
     market, monthly = pack_market(p)
     firm_table, contract_table, facility_table, capex, draws = pack_firms(
         firm_specs(config), p.months)
-    assert not np.isnan(market).any()
+    if np.isnan(market).any():
+        fields = [k for k, v in layout()["MarketParam"].items() if v < len(market)
+                  and np.isnan(market[v])]
+        raise InputError(f"the market parameters {fields} are NaN: expected numbers "
+                         "(check the config's market section)")
     return Packed(market, monthly, firm_table, contract_table, facility_table,
                   np.ascontiguousarray(capex, dtype=np.float64),
                   np.ascontiguousarray(draws, dtype=np.float64), p.months)
-
-
-def _names(enum: str, prefix: str) -> list[str]:
-    """Output names in enum order: MO_TOKEN_DEMAND → token_demand."""
-    fields = sorted(layout()[enum].items(), key=lambda kv: kv[1])
-    return [k.removeprefix(prefix).lower() for k, _ in fields if k != f"{prefix}COUNT"]
-
-
-def unpack(raw: dict[str, Any], record_flows: bool = False) -> dict[str, Any]:
-    """Kernel outputs (variable, month, [entity,] path) → `engine.simulate_block`'s dict."""
-    out: dict[str, Any] = {}
-    for key, enum, prefix in (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_"),
-                              ("facility", "FacilityOutput", "AO_")):
-        for v, name in enumerate(_names(enum, prefix)):
-            values = raw[key][v]
-            out[name] = values.astype(INTEGER_OUTPUTS[name]) if name in INTEGER_OUTPUTS \
-                else values
-    out["default_month"] = raw["default_month"]
-    out["loss_total"] = raw["loss_total"]
-    if record_flows:
-        for v, name in enumerate(_names("Flow", "FL_")):
-            out[f"flow_{name}"] = raw["flows"][v]
-    return out
-
-
-def output_shapes(packed: Packed, n: int) -> dict[str, tuple[int, ...]]:
-    """Shapes of the kernel's raw output arrays for a block of n paths."""
-    months = packed.months
-    n_firms, _, n_facilities = packed.counts
-    count = {enum: layout()[enum][prefix + "COUNT"] for enum, prefix in (
-        ("MarketOutput", "MO_"), ("FirmOutput", "FO_"), ("FacilityOutput", "AO_"),
-        ("Flow", "FL_"))}
-    return {
-        "market": (count["MarketOutput"], months, n),
-        "firm": (count["FirmOutput"], months, n_firms, n),
-        "facility": (count["FacilityOutput"], months, n_facilities, n),
-        "default_month": (n_firms, n),
-        "loss_total": (n_facilities, n),
-        "flows": (count["Flow"], months, n_firms, n),
-    }
-
-
-def summary_shapes(packed: Packed) -> dict[str, tuple[int, ...]]:
-    """Shapes of the summary kernel's count arrays (per block, whatever its size)."""
-    months, buckets = packed.months, sketch.BUCKETS
-    n_firms, _, n_facilities = packed.counts
-    count = {enum: layout()[enum][prefix + "COUNT"] for enum, prefix in (
-        ("MarketOutput", "MO_"), ("FirmOutput", "FO_"), ("FacilityOutput", "AO_"))}
-    return {
-        "market": (count["MarketOutput"], months, buckets),
-        "firm": (count["FirmOutput"], months, n_firms, buckets),
-        "facility": (count["FacilityOutput"], months, n_facilities, buckets),
-        "bust": (months,),
-        "ltv_breach": (months, n_firms),
-        "nonfinite": (1,),
-    }
-
-
-def sketch_layout() -> tuple[float, float, int, int, int]:
-    """kernels/sketch.cuh's SketchLayout, from gpusim.sketch's constants: (min_magnitude,
-    log_gamma, key_min, key_max, buckets)."""
-    return (sketch.MIN_MAGNITUDE, sketch.LOG_GAMMA, sketch.KEY_MIN, sketch.KEY_MAX,
-            sketch.BUCKETS)
-
-
-def unpack_summary(raw: dict[str, Any]) -> dict[str, Any]:
-    """Summary kernel counts → summary-mode names: `<variable>_sketch` (month, [entity,]
-    bucket) for every monthly variable but the 0/1 flags, `bust_count` (month) and
-    `ltv_breach_count` (month, firm). The flags' rows, which the kernel leaves at zero,
-    are dropped; so is `defaulted` (default curves use the exact default months)."""
-    out: dict[str, Any] = {}
-    for key, enum, prefix in (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_"),
-                              ("facility", "FacilityOutput", "AO_")):
-        for v, name in enumerate(_names(enum, prefix)):
-            if name not in FLAG_OUTPUTS:
-                out[f"{name}_sketch"] = raw[key][v]
-    out["bust_count"] = raw["bust"]
-    out["ltv_breach_count"] = raw["ltv_breach"]
-    return out
-
-
-def check_names() -> None:
-    """The kernel's output and flow names are the engine's (run by the tests)."""
-    assert _names("MarketOutput", "MO_") == list(MARKET_OUTPUTS)
-    assert _names("FirmOutput", "FO_") == list(FIRM_OUTPUTS)
-    assert _names("FacilityOutput", "AO_") == list(FACILITY_OUTPUTS)
-    assert _names("Flow", "FL_") == list(FLOWS)

@@ -15,7 +15,7 @@ measures the finished work. What each run times:
   and merged (`Summary.add`), the per-path default months and losses copied to the host
   (not written). It returns the last month's sketches of `CHECKED`, which the suite
   checks against the exact quantiles of the cube rows.
-- `numpy_on_cupy`: `gpusim.engine.simulate_block(..., xp=cupy)`, the numpy reference run
+- `numpy_on_cupy`: `gpusim.backends.reference.simulate_block(..., xp=cupy)`, the numpy reference run
   unchanged on CuPy arrays.
 
 The cube runs keep the last month of rental price and token demand of every path on the
@@ -38,14 +38,15 @@ from typing import Any
 import numpy as np
 
 from gpusim.backends import cuda
-from gpusim.backends.packing import Packed, output_shapes
+from gpusim.backends.base import Backend, block_bounds
+from gpusim.backends.kernel_io import cube_buffers
+from gpusim.backends.packing import Packed
+from gpusim.backends.reference import simulate_block
 from gpusim.bench.peers import CHECKED
 from gpusim.config import Config
-from gpusim.cube import BlockSimulator
-from gpusim.engine import MARKET_OUTPUTS, block_bounds, simulate_block
 from gpusim.model.market import MarketParams
+from gpusim.outputs import MARKET
 from gpusim.store import Summary
-from gpusim.summary import launch_block_summary
 
 BANDWIDTH_BYTES = 1 << 30
 """Size of the arrays the bandwidths are measured with: 1 GiB."""
@@ -143,10 +144,8 @@ def compile_seconds(cupy: ModuleType, dtype: Any) -> float:
 
 def cube_bytes(packed: Packed, n: int, dtype: Any) -> int:
     """Bytes the fused kernel writes for a block of n paths (no cash-flow terms)."""
-    real = np.dtype(dtype).itemsize
-    shapes = output_shapes(packed, n)
-    return sum(math.prod(shape) * (4 if key == "default_month" else real)
-               for key, shape in shapes.items() if key != "flows")
+    return sum(math.prod(shape) * dt.itemsize
+               for shape, dt in cube_buffers(packed, n, dtype).values())
 
 
 def _keep_rows(out: dict[str, Any], keep: dict[str, list[Any]], xp: ModuleType) -> None:
@@ -175,28 +174,24 @@ def _finish_raw(handle: cuda.PendingBlock, keep: dict[str, list[Any]], xp: Modul
     """Wait for a launched block and copy rows out of its raw (variable, month, path)
     market array; unlike `PendingBlock.result()`, no flag arrays are converted to int8, so
     the device does nothing but the kernel (and the copy to the host)."""
-    try:
-        handle.stream.synchronize()
-    except Exception as err:
-        raise RuntimeError(f"kernel {handle.name} failed on the block of paths "
-                           f"[{handle.start}, {handle.stop}): {err}") from err
+    handle.wait()
     arrays = handle.host_arrays if handle.host_arrays is not None else handle.device_arrays
     for name in CHECKED:
-        keep[name].append(xp.array(arrays["market"][MARKET_OUTPUTS.index(name), -1], copy=True))
+        keep[name].append(xp.array(arrays["market"][MARKET.index(name), -1], copy=True))
 
 
 SKETCHES = "sketches"
 """Key of a summary run's result: {name: last month's sketch counts} for `CHECKED`."""
 
 
-def fused_summary(cupy: ModuleType, simulator: BlockSimulator, paths: int, block: int,
+def fused_summary(cupy: ModuleType, backend: Backend, paths: int, block: int,
                   seed: int) -> dict[str, Any]:
     """The fused summary kernel over blocks, at most two in flight; merged on the host.
     See the module docstring."""
-    summary = Summary.empty(simulator.config)
+    summary = Summary.empty(backend.config)
     pending: deque[tuple[int, Any]] = deque()
     for b, (start, stop) in enumerate(block_bounds(paths, block)):
-        pending.append((b, launch_block_summary(simulator, seed, start, stop)))
+        pending.append((b, backend.launch_summary(seed, start, stop)))
         if len(pending) > 1:
             done, handle = pending.popleft()
             summary.add(done, handle.result().counts)

@@ -30,9 +30,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gpusim.backends.reference import simulate_block
 from gpusim.bench.peers import CHECKED, OUTPUTS, gpusim_draws, max_relative_errors
 from gpusim.config import Config
-from gpusim.engine import simulate_block
 from gpusim.model.market import BOOM, BUST, MarketParams
 
 IMPLS = ("threefry2x32", "philox4x32", "rbg")

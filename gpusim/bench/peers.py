@@ -4,10 +4,11 @@
 over the paths of a block, a loop over months, preallocated outputs and state, in-place
 ufuncs, the shock volatilities folded into the Cholesky factor, sparse efficiency-shock
 counts. Its draws come from a callable, normally `numpy_draws` (numpy's default Generator,
-PCG64 + ziggurat); fed gpusim's own Philox draws it reproduces `gpusim.engine.simulate_block`
-to rounding (`equation_check`). `distribution_check` compares the last month of two runs
-with their own generators (mean and standard deviation of log rental price and log token
-demand within a number of standard errors).
+PCG64 + ziggurat); fed gpusim's own Philox draws it reproduces
+`gpusim.backends.reference.simulate_block` to rounding (`equation_check`).
+`distribution_check` compares the last month of two runs with their own generators (mean
+and standard deviation of log rental price and log token demand within a number of
+standard errors).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from gpusim import sketch, streams
+from gpusim.backends.base import block_bounds
+from gpusim.backends.reference import simulate_block
 from gpusim.config import (
     Config,
     apply_overrides,
@@ -28,7 +31,6 @@ from gpusim.config import (
     month_number,
     resolve_extends,
 )
-from gpusim.engine import block_bounds, simulate_block
 from gpusim.model.market import BOOM, BUST, MarketParams
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "base.yaml"
@@ -339,7 +341,8 @@ def run_plain(config: Config, p: MarketParams, paths: int, block: int, seed: int
 
 def run_gpusim_numpy(config: Config, p: MarketParams, paths: int, block: int, seed: int
                      ) -> dict[str, np.ndarray]:
-    """`gpusim.engine.simulate_block` (numpy) over blocks; the last month of `CHECKED`."""
+    """`gpusim.backends.reference.simulate_block` (numpy) over blocks; the last month of
+    `CHECKED`."""
     keep = {name: np.empty(paths, np.dtype(config.dtype)) for name in CHECKED}
     for start, stop in block_bounds(paths, block):
         out = simulate_block(config, seed, start, stop, params=p)

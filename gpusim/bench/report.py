@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gpusim.bench.suite import all_rows, slope
+from gpusim.bench.results import all_rows, slope
 
 HEADERS = ("device", "row", "model", "mode", "dtype", "paths × months", "cold [s]",
            "warm [s]", "path-months/s", "ns/path-month", "CPU/wall", "distribution")

@@ -32,282 +32,28 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from gpusim.bench import gpu, jax_market, machine, peers
+from gpusim.backends.devices import cupy_or_none
+from gpusim.bench import gpu, jax_market, machine, peers, report
 from gpusim.bench.peers import CHECKED
-from gpusim.config import Config
+from gpusim.bench.results import fractions, goals
+from gpusim.bench.rows import (
+    DEVICES,
+    SUITES,
+    Bench,
+    Peer,
+    RunFn,
+    Sizes,
+    cpu_peers,
+    gpu_peers,
+)
 from gpusim.errors import InputError
-from gpusim.model.market import MarketParams, market_params
-
-SUITE_NAMES = ("quick", "full")
-DEVICES = ("auto", "cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """What one device runs in a suite. Paths and months are counts; `block` is paths per
-    block for every peer on the device; `repeats` warm runs follow each cold one."""
-
-    paths: tuple[int, ...]  # the paths curve, at `months_at` months; its largest is the headline
-    months: tuple[int, ...]  # the months curve, at `paths_at` paths
-    months_at: int
-    paths_at: int
-    block: int
-    repeats: int
-    jax_impls: tuple[str, ...] = ("threefry2x32", "rbg")
-    full_paths: int | None = None  # full-model rows' headline paths (default: the headline's)
-    full_repeats: int | None = None  # their warm repeats (default: `repeats`)
-    full_scales: bool = False  # whether full-model rows also run the scaling curves
-    block_sweep: tuple[int, ...] = ()  # GPU: block sizes for the fused full-model summary
-    host_paths: int = 0  # GPU: paths of the full-model cube copied to the host
-    host_block: int = 1 << 18
-
-    @property
-    def headline(self) -> tuple[int, int]:
-        """(paths, months) of the headline row: the largest point of the paths curve."""
-        return max(self.paths), self.months_at
-
-    def curve_points(self) -> list[tuple[int, int]]:
-        """Every (paths, months) of both curves but the headline, smallest work first."""
-        points = {(n, self.months_at) for n in self.paths} | {(self.paths_at, m)
-                                                               for m in self.months}
-        points.discard(self.headline)
-        return sorted(points, key=lambda pm: (pm[0] * pm[1], pm))
-
-
-SUITES: dict[str, dict[str, Sizes]] = {
-    # ~1 minute on 2 CPU cores; seconds on a GPU
-    "quick": {
-        "cpu": Sizes(paths=(10_000, 30_000, 100_000), months=(12, 36, 84), months_at=84,
-                     paths_at=30_000, block=16_384, repeats=2, full_paths=30_000,
-                     full_repeats=1),
-        "gpu": Sizes(paths=(10_000, 100_000, 1_000_000), months=(12, 36, 84), months_at=84,
-                     paths_at=1_000_000, block=1 << 19, repeats=3, full_scales=True,
-                     block_sweep=(16_384, 65_536, 262_144), host_paths=1 << 20),
-    },
-    # minutes: CPU to 10⁶ paths and 240 months, GPU to 10⁷ paths
-    "full": {
-        "cpu": Sizes(paths=(10_000, 100_000, 1_000_000), months=(12, 24, 60, 120, 240),
-                     months_at=84, paths_at=100_000, block=16_384, repeats=3,
-                     jax_impls=jax_market.IMPLS, full_repeats=1),
-        "gpu": Sizes(paths=(10_000, 100_000, 1_000_000, 10_000_000),
-                     months=(12, 24, 60, 120, 240), months_at=84, paths_at=1_000_000,
-                     block=1 << 19, repeats=3, jax_impls=jax_market.IMPLS, full_scales=True,
-                     block_sweep=(16_384, 65_536, 262_144, 1 << 19), host_paths=1 << 21),
-    },
-}
-
-RunFn = Callable[[int, int], dict[str, Any]]
-"""run(paths, months) → the last month of `CHECKED` (arrays, or lists of per-block arrays,
-on the host or the device); returns once the work is finished."""
-
-
-@dataclass
-class Peer:
-    """One row of the suite: a program, on a device, for a model, in a mode and dtype."""
-
-    key: str
-    label: str
-    device: str  # "cpu" or "gpu"
-    model: str  # "market" (firms dropped) or "full" (market + firms)
-    mode: str  # what is produced, e.g. "cube in memory", "summary"
-    dtype: str
-    run: RunFn | None = field(default=None, repr=False)
-    status: str = "ok"  # or why it did not run
-    scales: bool = True
-    paths: int | None = None  # headline paths, if not the device's headline
-    block: int | None = None  # paths per block, if not the device's
-    repeats: int | None = None
-    compile_s: float = 0.0  # compilation done before the first run, added to its cold time
-    notes: str = ""
-
-    def describe(self) -> dict[str, Any]:
-        row = {k: v for k, v in asdict(self).items() if k not in ("run", "compile_s")}
-        return row | {"headline": None, "points": [], "distribution_check": None}
-
-
-class Bench:
-    """Configs, parameters and compiled programs shared by the rows of one run."""
-
-    def __init__(self, config_path: str | None, seed: int, log: Callable[[str], None]) -> None:
-        self.config_path, self.seed, self.log = config_path, seed, log
-        self._cache: dict[tuple, Any] = {}
-        self.block = 0  # paths per block of the row being run (GPU rows read it)
-        raw, source = peers.raw_config(config_path)
-        checkout = f"{peers.DEFAULT_CONFIG.parents[1]}{os.sep}"
-        self.source = source.removeprefix(checkout)  # configs/base.yaml, not /home/…/configs/…
-        self.firms = bool(raw.get("firms"))
-        self.dtype = str(raw.get("dtype", Config.model_fields["dtype"].default))
-
-    def setup(self, model: str, months: int, dtype: str) -> tuple[Config, MarketParams]:
-        """(config, market params) of the market alone or the full model, at a horizon."""
-        key = ("setup", model, months, dtype)
-        if key not in self._cache:
-            over = (f"dtype={dtype}",)
-            config = (peers.load_market_config(self.config_path, months, over)[0]
-                      if model == "market"
-                      else peers.load_full_config(self.config_path, months, over))
-            self._cache[key] = (config, market_params(config) if config else None)
-        return self._cache[key]
-
-    def cached(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """A per-run cache (compiled JAX functions, packed kernel inputs, simulators)."""
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-
-# --- the rows -----------------------------------------------------------------------------
-
-def cpu_peers(bench: Bench, sizes: Sizes, dtype: str) -> list[Peer]:
-    """gpusim numpy (reference), plain numpy, JAX on the CPU, gpusim's full model."""
-    block, seed = sizes.block, bench.seed
-
-    def numpy_run(model: str, program: Callable[..., dict]) -> RunFn:
-        def run(paths: int, months: int) -> dict[str, Any]:
-            config, p = bench.setup(model, months, dtype)
-            return program(config, p, paths, block, seed)
-        return run
-
-    rows = [
-        Peer("gpusim_numpy", "gpusim numpy (reference)", "cpu", "market", "cube in memory",
-             dtype, numpy_run("market", peers.run_gpusim_numpy),
-             notes="gpusim.engine.simulate_block; Philox4x32-10 + Box–Muller draws"),
-        Peer("plain_numpy", "plain numpy", "cpu", "market", "cube in memory", dtype,
-             numpy_run("market", peers.run_plain),
-             notes="gpusim.bench.peers.plain_block; np.random.default_rng (PCG64, ziggurat)"),
-        *jax_peers(bench, sizes, "cpu", dtype),
-    ]
-    full = Peer("gpusim_numpy_full", "gpusim numpy, full model", "cpu", "full",
-                "cube in memory", dtype, numpy_run("full", peers.run_gpusim_numpy),
-                scales=sizes.full_scales, paths=sizes.full_paths,
-                repeats=sizes.full_repeats, notes="market + firms; gpusim only")
-    return [*rows, _needs_firms(bench, full)]
-
-
-def _needs_firms(bench: Bench, peer: Peer) -> Peer:
-    if bench.firms:
-        return peer
-    return replace(peer, run=None, status="the config has no firms")
-
-
-def jax_peers(bench: Bench, sizes: Sizes, device: str, dtype: str) -> list[Peer]:
-    """One JAX row per PRNG implementation; "not installed" (etc.) rows without JAX."""
-    jax_device, reason = jax_market.jax_device(device)
-    rows = []
-    for impl in sizes.jax_impls:
-        peer = Peer(f"jax_{device}_{impl}", f"JAX jit ({device.upper()}, {impl})", device,
-                    "market", "cube in memory", dtype,
-                    notes=f"jax.jit(lax.scan over months), jax.random {impl}")
-        why = reason or _impl_missing(impl)
-        if why:
-            rows.append(replace(peer, status=why))
-            continue
-        rows.append(replace(peer, run=_jax_run(bench, jax_device, impl, dtype, sizes.block)))
-    return rows
-
-
-def _impl_missing(impl: str) -> str | None:
-    jax, _ = jax_market.load_jax()
-    try:
-        jax.random.key(0, impl=impl)
-    except (TypeError, ValueError):
-        return f"PRNG {impl} not in JAX {jax.__version__}"
-    return None
-
-
-def _jax_run(bench: Bench, device: Any, impl: str, dtype: str, block: int) -> RunFn:
-    def run(paths: int, months: int) -> dict[str, Any]:
-        _, p = bench.setup("market", months, dtype)
-        market = bench.cached(("jax", str(device), impl, months, dtype),
-                              lambda: jax_market.JaxMarket(p, dtype, impl))
-        return jax_market.run_jax(market, device, paths, block, bench.seed)
-    return run
-
-
-def gpu_peers(bench: Bench, sizes: Sizes, cupy: ModuleType | None, why: str, dtype: str
-              ) -> list[Peer]:
-    """The GPU rows; without CuPy and a device, the same rows with `why` as their status."""
-    rows = _gpu_rows(bench, sizes, cupy, dtype)
-    if cupy is None:
-        rows = [replace(r, run=None, status=why) for r in rows]
-    rows += jax_peers(bench, sizes, "gpu", dtype) if cupy is not None else [
-        Peer(f"jax_gpu_{impl}", f"JAX jit (GPU, {impl})", "gpu", "market", "cube in memory",
-             dtype, status=why) for impl in sizes.jax_impls]
-    return rows
-
-
-def _gpu_rows(bench: Bench, sizes: Sizes, cupy: ModuleType | None, dtype: str) -> list[Peer]:
-    fused = "gpusim fused kernel"
-    full = dict(scales=sizes.full_scales, paths=sizes.full_paths, repeats=sizes.full_repeats)
-    rows = [
-        Peer("fused_cube", f"{fused}, cube (kernel only)", "gpu", "market",
-             "cube in device memory", dtype, _fused_cube(bench, cupy, "market", dtype)),
-        Peer("fused_summary", f"{fused}, summary", "gpu", "market", "summary", dtype,
-             _fused_summary(bench, cupy, "market", dtype)),
-        Peer("numpy_cupy", "gpusim numpy on CuPy", "gpu", "market", "cube in device memory",
-             dtype, _numpy_cupy(bench, cupy, "market", dtype)),
-        Peer("fused_full_cube", f"{fused}, full model, cube (kernel only)", "gpu", "full",
-             "cube in device memory", dtype, _fused_cube(bench, cupy, "full", dtype), **full),
-        Peer("fused_full_summary", f"{fused}, full model, summary", "gpu", "full", "summary",
-             dtype, _fused_summary(bench, cupy, "full", dtype), **full),
-        Peer("fused_full_cube_host", f"{fused}, full model, cube to pinned host memory",
-             "gpu", "full", "cube in pinned host memory", dtype,
-             _fused_cube(bench, cupy, "full", dtype, to_host=True), scales=False,
-             paths=sizes.host_paths or None, block=sizes.host_block),
-        Peer("numpy_cupy_full", "gpusim numpy on CuPy, full model", "gpu", "full",
-             "cube in device memory", dtype, _numpy_cupy(bench, cupy, "full", dtype),
-             scales=False, paths=sizes.full_paths, repeats=1),
-        Peer("fused_full_summary_f64", f"{fused}, full model, summary, float64", "gpu", "full",
-             "summary", "float64", _fused_summary(bench, cupy, "full", "float64"),
-             scales=False, paths=sizes.full_paths),
-    ]
-    sweep = [Peer(f"fused_full_summary_block_{b}", f"{fused}, full model, summary, "
-                  f"blocks of {b:,}", "gpu", "full", "summary", dtype,
-                  _fused_summary(bench, cupy, "full", dtype), scales=False, block=b,
-                  notes="block-size sweep") for b in sizes.block_sweep]
-    return [r if r.model == "market" else _needs_firms(bench, r) for r in rows + sweep]
-
-
-def _gpu_run(bench: Bench, model: str, dtype: str,
-             program: Callable[[Config, MarketParams, int, int], dict]) -> RunFn:
-    def run(paths: int, months: int) -> dict[str, Any]:
-        config, p = bench.setup(model, months, dtype)
-        return program(config, p, paths, months)
-    return run
-
-
-def _fused_cube(bench: Bench, cupy: ModuleType | None, model: str, dtype: str,
-                to_host: bool = False) -> RunFn:
-    from gpusim.backends.packing import pack
-
-    def program(config: Config, p: MarketParams, paths: int, months: int) -> dict:
-        packed = bench.cached(("packed", model, months, dtype), lambda: pack(config))
-        return gpu.fused_cube(cupy, config, packed, paths, bench.block, bench.seed, to_host)
-    return _gpu_run(bench, model, dtype, program)
-
-
-def _fused_summary(bench: Bench, cupy: ModuleType | None, model: str, dtype: str) -> RunFn:
-    from gpusim.cube import block_simulator
-
-    def program(config: Config, p: MarketParams, paths: int, months: int) -> dict:
-        simulator = bench.cached(("simulator", model, months, dtype),
-                                 lambda: block_simulator(config, "gpu"))
-        return gpu.fused_summary(cupy, simulator, paths, bench.block, bench.seed)
-    return _gpu_run(bench, model, dtype, program)
-
-
-def _numpy_cupy(bench: Bench, cupy: ModuleType | None, model: str, dtype: str) -> RunFn:
-    def program(config: Config, p: MarketParams, paths: int, months: int) -> dict:
-        return gpu.numpy_on_cupy(cupy, config, p, paths, bench.block, bench.seed)
-    return _gpu_run(bench, model, dtype, program)
-
 
 # --- measuring -------------------------------------------------------------------------------
 
@@ -469,8 +215,6 @@ def gpu_part(bench: Bench, sizes: Sizes, cupy: ModuleType | None, why: str, dtyp
 
 def resolve_devices(device: str) -> tuple[list[str], ModuleType | None, str]:
     """(devices to run, CuPy or None, why there is no GPU)."""
-    from gpusim.backends.cuda import cupy_or_none
-
     if device not in DEVICES:
         raise InputError(f"device = {device!r}: expected one of {', '.join(DEVICES)}")
     cupy = cupy_or_none() if device != "cpu" else None
@@ -499,8 +243,6 @@ def run_suite(suite: str = "quick", device: str = "auto", out: str | Path | None
     for tiny test runs. CPU rows run in the config's dtype, GPU rows in `gpu_dtype`.
     `log` receives progress lines (default: stderr).
     """
-    from gpusim.bench import report
-
     if suite not in SUITES:
         raise InputError(f"suite = {suite!r}: expected one of {', '.join(SUITES)}")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -529,122 +271,3 @@ def run_suite(suite: str = "quick", device: str = "auto", out: str | Path | None
     if out is not None:
         report.write(result, Path(out), plots=plots)
     return result
-
-
-def all_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every row of a result, CPU first."""
-    return [row for d in ("cpu", "gpu") for row in (result.get(d) or {}).get("rows", [])]
-
-
-def find_row(result: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """The row with this key, if it ran."""
-    for r in all_rows(result):
-        if r["key"] == key and r.get("headline"):
-            return r
-    return None
-
-
-def rate(result: dict[str, Any], key: str) -> float | None:
-    """Warm throughput [path-months/s] of a row at its headline point, if it ran."""
-    r = find_row(result, key)
-    return r["headline"]["path_months_per_s"] if r else None
-
-
-def best_rate(result: dict[str, Any], prefix: str) -> tuple[str | None, float | None]:
-    """(key, throughput) of the fastest row whose key starts with `prefix`."""
-    found = [(k["key"], rate(result, k["key"])) for k in all_rows(result)
-             if k["key"].startswith(prefix) and rate(result, k["key"])]
-    return max(found, key=lambda kv: kv[1]) if found else (None, None)
-
-
-def slope(points: list[dict[str, Any]], axis: str) -> float | None:
-    """Log-log slope of warm time against `axis` ('paths' or 'months') over the larger
-    half of the points (at least two): 1 means cost linear in work once fixed overheads
-    no longer matter."""
-    pts = sorted(points, key=lambda p: p[axis])
-    pts = pts[max(0, len(pts) - max(2, (len(pts) + 1) // 2)):]
-    if len(pts) < 2 or pts[0][axis] == pts[-1][axis]:
-        return None
-    x = np.log([p[axis] for p in pts])
-    y = np.log([p["warm_s"] for p in pts])
-    return float(np.polyfit(x, y, 1)[0])
-
-
-# --- what the results say ------------------------------------------------------------------------
-
-def fractions(result: dict[str, Any], bench: Bench) -> dict[str, Any]:
-    """Fused kernel in cube mode against the bandwidth floors: bytes written by the kernel
-    per second ÷ device bandwidths, and cube bytes copied to the host per second ÷ the
-    device-to-host bandwidth."""
-    from gpusim.backends.packing import pack
-
-    band = (result.get("gpu") or {}).get("bandwidth")
-    if not band:
-        return {}
-    out = {}
-    for key in ("fused_cube", "fused_full_cube", "fused_full_cube_host"):
-        r = find_row(result, key)
-        if r is None:
-            continue
-        head = r["headline"]
-        config, _ = bench.setup(r["model"], head["months"], r["dtype"])
-        moved = gpu.cube_bytes(pack(config), head["paths"], r["dtype"])
-        per_s = moved / head["warm_s"]
-        if key.endswith("_host"):
-            out[key] = {"bytes_to_host": moved, "bytes_per_s": per_s,
-                        "of_d2h_pinned": per_s / band["d2h_pinned_bytes_per_s"]}
-        else:
-            out[key] = {"bytes_written": moved, "bytes_per_s": per_s,
-                        "of_d2d_copy": per_s / band["d2d_copy_bytes_per_s"],
-                        "of_write": per_s / band["write_bytes_per_s"]}
-    return out
-
-
-def _why(result: dict[str, Any], *keys: str) -> str:
-    """Why rows gave no number: their statuses, or that their device was not run. A key
-    ending in '_' stands for every row whose key starts with it."""
-    device = "cpu" if keys[0] in ("gpusim_numpy", "plain_numpy") else "gpu"
-    if device not in result:
-        return f"no {device.upper()} rows in this run (--device {result['device_requested']})"
-    reasons = []
-    for key in keys:
-        found = [r for r in all_rows(result)
-                 if (r["key"].startswith(key) if key.endswith("_") else r["key"] == key)]
-        reasons += [r["status"] for r in found if r["status"] != "ok"]
-    return "; ".join(dict.fromkeys(reasons)) or "not measured"
-
-
-def _goal(name: str, value: float | None, target: float, why: str, note: str = ""
-          ) -> dict[str, Any]:
-    met = None if value is None else bool(value >= target)
-    return {"goal": name, "value": value, "target": target, "met": met,
-            "note": note if value is not None else why}
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a and b else None
-
-
-def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The suite's goals with the measured value, or why there is none."""
-    fs, fm = rate(result, "fused_full_summary"), rate(result, "fused_summary")
-    jax_key, jax_rate = best_rate(result, "jax_gpu_")
-    versus = f"against {jax_key}" if jax_key else ""
-    return [
-        _goal("CPU: gpusim numpy ÷ plain numpy, market [×]",
-              _ratio(rate(result, "gpusim_numpy"), rate(result, "plain_numpy")), 0.5,
-              _why(result, "gpusim_numpy", "plain_numpy")),
-        _goal("GPU: fused kernel, full model, float32 summary [path-months/s]", fs, 1e9,
-              _why(result, "fused_full_summary")),
-        _goal("GPU: fused summary ÷ best JAX jit on the GPU, market [×]",
-              _ratio(fm, jax_rate), 10, _why(result, "fused_summary", "jax_gpu_"), versus),
-        _goal("GPU: fused full-model summary ÷ best JAX jit (market only) [×]",
-              _ratio(fs, jax_rate), 10, _why(result, "fused_full_summary", "jax_gpu_"),
-              versus + "; the fused side also runs the firms"),
-        _goal("GPU: fused summary ÷ numpy on CuPy, market [×]",
-              _ratio(fm, rate(result, "numpy_cupy")), 20,
-              _why(result, "fused_summary", "numpy_cupy")),
-        _goal("GPU: fused summary ÷ numpy on CuPy, full model [×]",
-              _ratio(fs, rate(result, "numpy_cupy_full")), 20,
-              _why(result, "fused_full_summary", "numpy_cupy_full")),
-    ]

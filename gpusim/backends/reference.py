@@ -1,56 +1,41 @@
-"""The engine: walks the months of a block of paths and returns its monthly outputs.
+"""The numpy reference backend: walks the months of a block of paths, vectorized over the
+paths, and returns its monthly outputs (MODEL.md's arithmetic is in gpusim.model).
 
-A block is a contiguous range of path indices [start, start + n). Its draws depend only on
-(seed, path, month, slot), so any split of the paths into blocks gives the same numbers.
+The same code runs on CuPy arrays (`xp=cupy`): the unfused GPU baseline of the benchmarks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from gpusim.config import Config
-from gpusim.errors import SimulationError
-from gpusim.model import firms, market
-from gpusim.streams import contract_uniforms, market_draws
-
-MARKET_OUTPUTS: tuple[str, ...] = (
-    "token_demand",
-    "gpu_hour_demand",
-    "capacity",
-    "utilization",
-    "rental_price",
-    "collateral_value",
-    "sofr",
-    "credit_spread",
-    "regime",
+from gpusim import sketch
+from gpusim.backends.base import (
+    Backend,
+    BlockSummary,
+    Handle,
+    Ready,
+    SparseCounts,
+    check_finite,
+    sparse,
 )
-"""Per (path, month) market variables, in MODEL.md §4 order."""
-
-FIRM_OUTPUTS: tuple[str, ...] = ("revenue", "ebitda", "cash", "debt", "ltv", "ltv_breach",
-                                 "defaulted")
-"""Per (path, month, firm) variables."""
-
-FACILITY_OUTPUTS: tuple[str, ...] = ("balance", "loss")
-"""Per (path, month, facility) variables; `loss` is cumulative to that month."""
-
-PATH_OUTPUTS: tuple[str, ...] = ("default_month", "loss_total")
-"""Per path: default month index per firm (-1: none), total loss per facility."""
-
-FLAG_OUTPUTS: tuple[str, ...] = ("regime", "ltv_breach", "defaulted")
-"""Monthly 0/1 variables (regime: 1 is bust): counted in summary mode, not sketched."""
-
-INTEGER_OUTPUTS = {"regime": "int8", "ltv_breach": "int8", "defaulted": "int8",
-                   "default_month": "int32"}
-
-
-def block_bounds(paths: int, block_paths: int) -> Iterator[tuple[int, int]]:
-    """(start, stop) of each block of at most `block_paths` paths."""
-    for start in range(0, paths, block_paths):
-        yield start, min(start + block_paths, paths)
+from gpusim.config import Config
+from gpusim.model import firms, market
+from gpusim.outputs import (
+    BY_NAME,
+    FACILITY,
+    FIRM,
+    MARKET,
+    PER_PATH,
+    count_names,
+    counted_flags,
+    dimension_sizes,
+    sketch_name,
+    summary_variables,
+)
+from gpusim.streams import contract_uniforms, market_draws
 
 
 def simulate_block(
@@ -78,11 +63,11 @@ def simulate_block(
     n_contracts = sum(len(f.contracts) for f in specs)
     paths = xp.arange(start, stop, dtype=xp.uint64)
     chol = xp.asarray(p.chol)
-    out = {name: xp.empty((months, n), dtype=INTEGER_OUTPUTS.get(name, dtype))
-           for name in MARKET_OUTPUTS}
-    out |= {name: xp.empty((months, n_firms, n), dtype=INTEGER_OUTPUTS.get(name, dtype))
-            for name in FIRM_OUTPUTS}
-    out |= {name: xp.empty((months, n_facilities, n), dtype=dtype) for name in FACILITY_OUTPUTS}
+    out = {name: xp.empty((months, n), dtype=BY_NAME[name].dtype(config.dtype))
+           for name in MARKET}
+    out |= {name: xp.empty((months, n_firms, n), dtype=BY_NAME[name].dtype(config.dtype))
+            for name in FIRM}
+    out |= {name: xp.empty((months, n_facilities, n), dtype=dtype) for name in FACILITY}
     if record_flows:
         out |= {f"flow_{name}": xp.empty((months, n_firms, n), dtype=dtype)
                 for name in firms.FLOWS}
@@ -121,7 +106,7 @@ def _step_firms(out: dict[str, Any], t: int, specs: tuple[firms.FirmSpec, ...],
         u_renew = [draws[c.stream, 0] for c in spec.contracts]
         u_default = [draws[c.default_stream, 1] for c in spec.contracts]
         result = firms.firm_month(spec, state, now, t, u_renew, u_default, xp, record_flows)
-        for name in FIRM_OUTPUTS:
+        for name in FIRM:
             out[name][t, i] = result[name]
         for j in range(len(spec.facilities)):
             out["balance"][t, facility + j] = state.balance[j]
@@ -148,18 +133,45 @@ def _record(
     out["regime"][t] = s.regime
 
 
-def check_finite(out: dict[str, Any], start: int, xp: ModuleType = np) -> None:
-    """Raise SimulationError at the first NaN or Inf, naming variable, path and month."""
-    for name, values in out.items():
-        if values.dtype.kind != "f":
-            continue
-        bad = ~xp.isfinite(values)
-        if bool(bad.any()):
-            where = [int(i[0]) for i in xp.nonzero(bad)]
-            path = where[-1]
-            month = f" at month index {where[0]}" if values.ndim > 1 and name not in PATH_OUTPUTS \
-                else ""
-            raise SimulationError(
-                f"{name} is {float(values[tuple(where)])} on path {start + path}{month}; "
-                "check the config's parameters for that variable"
-            )
+def dense_counts(config: Config, arrays: dict[str, Any], xp: Any = np) -> dict[str, Any]:
+    """A block's sketches and flag counts, dense, from its cube outputs (month-major), on
+    numpy or CuPy arrays: the CPU's way to summarize a block (and the unfused GPU
+    baseline's)."""
+    sizes = dimension_sizes(config)
+    variables = summary_variables(config)
+    sketches = {sketch_name(name): name for name in MARKET + FIRM + FACILITY}
+    flags = {count: flag for flag, count in counted_flags(config).items()}
+    out = {}
+    for name in count_names(config):
+        if name in sketches:
+            out[name] = xp.zeros(tuple(sizes[d] for d in variables[name][0]), dtype=xp.int64)
+            sketch.accumulate(out[name], arrays[sketches[name]], xp)
+        else:  # the paths where a 0/1 flag is 1
+            out[name] = (arrays[flags[name]] == 1).sum(axis=-1)
+    return out
+
+
+def block_counts(config: Config, arrays: dict[str, Any], xp: Any = np
+                 ) -> dict[str, SparseCounts]:
+    """One block's sketches and counts, sparse, from its cube outputs (month-major)."""
+    return sparse(dense_counts(config, arrays, xp), xp)
+
+
+class NumpyBackend(Backend):
+    """The numpy reference, on the CPU: blocks are computed when launched."""
+
+    name, device, device_name, xp = "numpy", "cpu", "cpu", np
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._params = market.market_params(config)
+
+    def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
+               record_flows: bool = False) -> Handle[dict[str, Any]]:
+        return Ready(simulate_block(self.config, seed, start, stop, params=self._params,
+                                    record_flows=record_flows))
+
+    def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
+        arrays = self(seed, start, stop)
+        per_path = {name: arrays[name] for name in PER_PATH if name in arrays}
+        return Ready(BlockSummary(per_path, block_counts(self.config, arrays)))

@@ -1,0 +1,140 @@
+"""What goes into a kernel launch and what comes out, defined once for both builds of the
+kernel (CUDA through CuPy, and the host build through ctypes).
+
+`cube_arguments` and `summary_arguments` give the argument list of kernels/gpusim.cu's
+kernels, which kernels/host.cpp's entry points take in the same order (a test holds the
+two macros against each other); scalars are numpy scalars of the kernel's C types, so
+CuPy passes them as declared and the host build converts them by dtype. The output
+buffers are laid out (variable, month, [entity,] path), as kernels/engine.cuh writes
+them, and `unpack`/`unpack_summary` name their rows by the kernel's output enums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gpusim import sketch
+from gpusim.backends import header
+from gpusim.backends.packing import Packed
+from gpusim.outputs import BY_NAME, FLAGS, sketch_name
+
+OUTPUT_ENUMS = (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_"),
+                ("facility", "FacilityOutput", "AO_"))
+"""(raw buffer, enum, prefix) of each monthly output group of the kernel."""
+FLOW_ENUM = ("Flow", "FL_")
+SUMMARY_COUNTS = ("market", "firm", "facility", "bust", "ltv_breach", "nonfinite")
+"""The summary kernel's count buffers, in argument order."""
+NULL = np.uint64(0)
+"""A null pointer argument (no cash-flow buffer)."""
+
+
+def input_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int
+                    ) -> tuple[Any, ...]:
+    """The kernels' common leading arguments (GPUSIM_INPUT_PARAMS in engine.cuh):
+    `inputs` are `packed.arrays()` where the kernel can read them (device or host)."""
+    n_firms, n_contracts, n_facilities = packed.counts
+    return (*inputs, np.int32(n_firms), np.int32(n_contracts), np.int32(n_facilities),
+            np.int32(packed.months), np.uint64(seed), np.int64(start), np.int64(stop - start))
+
+
+def cube_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int,
+                   out: dict[str, Any]) -> tuple[Any, ...]:
+    """A cube kernel's arguments, writing into `out` (the buffers of `cube_buffers`)."""
+    flows = out.get("flows")
+    return (*input_arguments(inputs, packed, seed, start, stop), out["market"], out["firm"],
+            out["facility"], out["default_month"], out["loss_total"],
+            NULL if flows is None else flows)
+
+
+def summary_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int,
+                      out: dict[str, Any]) -> tuple[Any, ...]:
+    """A summary kernel's arguments, counting into `out` (the buffers of
+    `summary_buffers`), then gpusim.sketch's bucket layout (kernels/sketch.cuh)."""
+    return (*input_arguments(inputs, packed, seed, start, stop),
+            *(out[k] for k in SUMMARY_COUNTS), out["default_month"], out["loss_total"],
+            *sketch_layout())
+
+
+def sketch_layout() -> tuple[Any, ...]:
+    """kernels/sketch.cuh's SketchLayout from gpusim.sketch's constants, as arguments:
+    (min_magnitude, log_gamma, key_min, key_max, buckets)."""
+    return (np.float64(sketch.MIN_MAGNITUDE), np.float64(sketch.LOG_GAMMA),
+            np.int32(sketch.KEY_MIN), np.int32(sketch.KEY_MAX), np.int32(sketch.BUCKETS))
+
+
+def kernel_name(mode: str, dtype: Any) -> str:
+    """The kernel of `mode` ("cube" or "summary") for float dtype `dtype`."""
+    return f"simulate_{mode}_" + ("f64" if np.dtype(dtype) == np.float64 else "f32")
+
+
+def cube_buffers(packed: Packed, n: int, dtype: Any, record_flows: bool = False
+                 ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """(shape, dtype) of a cube kernel's output buffers for a block of n paths."""
+    real = np.dtype(dtype)
+    months = packed.months
+    n_firms, _, n_facilities = packed.counts
+    shapes = {
+        "market": (header.count("MarketOutput", "MO_"), months, n),
+        "firm": (header.count("FirmOutput", "FO_"), months, n_firms, n),
+        "facility": (header.count("FacilityOutput", "AO_"), months, n_facilities, n),
+        "default_month": (n_firms, n),
+        "loss_total": (n_facilities, n),
+    }
+    if record_flows:
+        shapes["flows"] = (header.count(*FLOW_ENUM), months, n_firms, n)
+    return {key: (shape, np.dtype(np.int32) if key == "default_month" else real)
+            for key, shape in shapes.items()}
+
+
+def summary_buffers(packed: Packed, n: int, dtype: Any
+                    ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """(shape, dtype) of a summary kernel's buffers: its uint32 counts (per block,
+    whatever its size) and the block's per-path default months and total losses."""
+    months, buckets = packed.months, sketch.BUCKETS
+    n_firms, _, n_facilities = packed.counts
+    counts = np.dtype(np.uint32)
+    return {
+        "market": ((header.count("MarketOutput", "MO_"), months, buckets), counts),
+        "firm": ((header.count("FirmOutput", "FO_"), months, n_firms, buckets), counts),
+        "facility": ((header.count("FacilityOutput", "AO_"), months, n_facilities, buckets),
+                     counts),
+        "bust": ((months,), counts),
+        "ltv_breach": ((months, n_firms), counts),
+        "nonfinite": ((1,), counts),
+        "default_month": ((n_firms, n), np.dtype(np.int32)),
+        "loss_total": ((n_facilities, n), np.dtype(dtype)),
+    }
+
+
+def unpack(raw: dict[str, Any]) -> dict[str, Any]:
+    """Cube kernel buffers → the backends' outputs by name (and "flow_<term>" rows when
+    the cash-flow buffer was written)."""
+    out: dict[str, Any] = {}
+    for key, enum, prefix in OUTPUT_ENUMS:
+        for v, name in enumerate(header.names(enum, prefix)):
+            values = raw[key][v]  # flags travel as floats, become int8 here
+            out[name] = values.astype(BY_NAME[name].dtype(str(values.dtype)), copy=False)
+    out["default_month"] = raw["default_month"]
+    out["loss_total"] = raw["loss_total"]
+    if raw.get("flows") is not None:
+        for v, name in enumerate(header.names(*FLOW_ENUM)):
+            out[f"flow_{name}"] = raw["flows"][v]
+    return out
+
+
+def unpack_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    """Summary kernel counts → summary-mode names: `<variable>_sketch` (month, [entity,]
+    bucket) for every monthly variable but the 0/1 flags, `bust_count` (month) and
+    `ltv_breach_count` (month, firm). The flags' rows, which the kernel leaves at zero,
+    are dropped; so is `defaulted` (default curves use the exact default months)."""
+    out: dict[str, Any] = {}
+    for key, enum, prefix in OUTPUT_ENUMS:
+        for v, name in enumerate(header.names(enum, prefix)):
+            if name not in FLAGS:
+                out[sketch_name(name)] = raw[key][v]
+    out[BY_NAME["regime"].count[0]] = raw["bust"]
+    out[BY_NAME["ltv_breach"].count[0]] = raw["ltv_breach"]
+    return out

@@ -1,0 +1,44 @@
+"""Executors carry out a planned run's blocks: in this process (local.py) or as tasks on a
+dask.distributed cluster (cluster.py), behind one interface, with the same result.
+
+An executor is made for one config and device. It says what the blocks run on
+(`device_name` for the store's provenance, `kind` for its resume identity: "cpu", "gpu"
+or "cpu+gpu") and `run(task, blocks, on_done)` carries out a block task (tasks.py) on the
+blocks it is given, calling `on_done(block, result)` in the caller's thread once each
+block is written. Which blocks are still to do is the plan's business (gpusim.plan), so
+both executors skip finished blocks through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from gpusim.backends.base import Block
+from gpusim.config import Config
+from gpusim.executors.cluster import DaskExecutor, cluster_client
+from gpusim.executors.local import LocalExecutor
+from gpusim.executors.tasks import BlockTask
+
+
+class Executor(Protocol):
+    device_name: str
+    kind: str
+    on_gpu: bool
+
+    def run(self, task: BlockTask, blocks: Sequence[Block],
+            on_done: Callable[[Block, Any], None]) -> None: ...
+
+
+@contextmanager
+def open_executor(config: Config, device: str, workers: int | None = None,
+                  cuda_workers: bool = False, scheduler: str | None = None
+                  ) -> Iterator[Executor]:
+    """The executor for a run: in-process unless `workers`, `cuda_workers` or `scheduler`
+    ask for a cluster (see `cluster_client`), which is shut down on leaving."""
+    with cluster_client(workers, cuda_workers, scheduler) as client:
+        if client is None:
+            yield LocalExecutor(config, device)
+        else:
+            yield DaskExecutor(client, config, device, cuda_workers)

@@ -1,0 +1,128 @@
+"""The dask.distributed executor: the same blocks as an in-process run, as tasks.
+
+Each task simulates one block on its worker's device and writes its own chunk-aligned
+region of the store (cube mode), or writes its per-path default months and losses and
+returns its sketches sparsely (summary mode); see gpusim.executors.tasks. The client
+records completion and merges sketches, so `--resume` works as in process, and the
+finished store holds the same bits. A worker that dies costs a retry: region writes are
+idempotent and a block is recorded only once its task has returned.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from gpusim.backends.base import Backend, Block
+from gpusim.backends.devices import select_backend
+from gpusim.config import Config, config_from_dict, config_to_yaml
+from gpusim.errors import InputError
+from gpusim.executors.tasks import BlockTask, run_block
+from gpusim.store import quiet_zarr
+
+RETRIES = 3
+"""Times a block task is retried after an error (worker deaths are rescheduled anyway)."""
+
+
+def check_cluster_options(workers: int | None, cuda_workers: bool, scheduler: str | None
+                          ) -> bool:
+    """Whether a cluster is asked for; InputError if the options contradict each other."""
+    chosen = (workers is not None) + bool(cuda_workers) + (scheduler is not None)
+    if chosen > 1:
+        raise InputError("--workers, --cuda-workers and --scheduler are alternatives; "
+                         "pass one of them")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers = {workers}: expected a positive number of processes")
+    return chosen == 1
+
+
+@contextmanager
+def cluster_client(workers: int | None = None, cuda_workers: bool = False,
+                   scheduler: str | None = None) -> Iterator[Any]:
+    """A dask.distributed Client for the requested cluster, or None for in-process runs.
+
+    `workers`: a LocalCluster of that many single-threaded processes; `cuda_workers`:
+    dask-cuda's LocalCUDACluster, one worker per GPU; `scheduler`: an existing cluster's
+    address (e.g. tcp://10.0.0.5:8786).
+    """
+    if not check_cluster_options(workers, cuda_workers, scheduler):
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:
+        raise InputError("running on a cluster needs dask.distributed: pip install "
+                         f"distributed ({err})") from None
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    if cuda_workers:
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise InputError("--cuda-workers needs dask-cuda on a GPU machine: pip install "
+                             "'gpusim[cuda12]' (or cuda13)") from None
+        cluster = LocalCUDACluster()
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+@lru_cache(maxsize=4)
+def _worker_backend(config_yaml: str, device: str) -> Backend:
+    """One backend per worker process, config and device (kernels compile once)."""
+    return select_backend(config_from_dict(yaml.safe_load(config_yaml)), device)
+
+
+def _run_remote(task: BlockTask, config_yaml: str, device: str, block: Block) -> Any:
+    """A block's task on a worker (what `DaskExecutor.run` submits)."""
+    with quiet_zarr():
+        return run_block(task, _worker_backend(config_yaml, device), block)
+
+
+def _worker_device(config_yaml: str, device: str) -> str:
+    return f"{_worker_backend(config_yaml, device).device_name} (pid {os.getpid()})"
+
+
+def worker_devices(client: Any, config: Config, device: str) -> tuple[str, str]:
+    """What the workers simulate on: a description for the store's provenance, and the
+    backend ("cpu", "gpu" or "cpu+gpu") for its resume identity."""
+    names = client.run(_worker_device, config_to_yaml(config), device)
+    kinds = sorted({name.split(" (pid")[0] for name in names.values()})
+    backend = "+".join(sorted({kind.split(":")[0] for kind in kinds}))
+    return f"dask cluster of {len(names)} workers: {', '.join(kinds)}", backend
+
+
+class DaskExecutor:
+    """Runs a config's blocks as tasks on a dask.distributed cluster's workers."""
+
+    def __init__(self, client: Any, config: Config, device: str, cuda_workers: bool) -> None:
+        self.client, self.device = client, device
+        self.config_yaml = config_to_yaml(config)
+        self.device_name, self.kind = worker_devices(client, config, device)
+        self.on_gpu = cuda_workers
+
+    def run(self, task: BlockTask, blocks: Sequence[Block],
+            on_done: Callable[[Block, Any], None]) -> None:
+        """Carry out `task` on every block; `on_done(block, result)` on this client, as
+        the tasks finish."""
+        from distributed import as_completed
+
+        run_id = uuid.uuid4().hex  # keys are shared by every client of a scheduler
+        futures = {
+            self.client.submit(_run_remote, task, self.config_yaml, self.device, block,
+                               key=f"gpusim-{task.mode}-{run_id}-block-{block.index}",
+                               retries=RETRIES, pure=False): block
+            for block in blocks}
+        for future in as_completed(futures):
+            on_done(futures[future], future.result())
+            future.release()

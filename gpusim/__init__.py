@@ -5,17 +5,11 @@
     gpusim.run(config, out="runs/x.zarr", paths=1_000_000)   # a zarr v3 store
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("gpusim")
-except PackageNotFoundError:  # running from a checkout that is not installed
-    __version__ = "0+unknown"
-
 from gpusim.config import Config, load_config
 from gpusim.cube import simulate
 from gpusim.errors import InputError, SimulationError
 from gpusim.plan import run
+from gpusim.version import __version__
 
 __all__ = [
     "Config",

@@ -32,9 +32,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gpusim import __version__
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
-from gpusim.config import Config, load_config
+from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.errors import InputError
 from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
@@ -44,6 +43,7 @@ from gpusim.plan import (
     execute,
 )
 from gpusim.store import open_store
+from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -280,8 +280,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> None:
-    from gpusim.config import config_to_yaml
-
     config = load_config(args.config, args.overrides)
     if args.show:
         console.print(config_to_yaml(config), markup=False, highlight=False)

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import __version__
 from gpusim.backends.base import block_bounds
 from gpusim.backends.devices import check_device, select_backend
 from gpusim.config import Config, config_to_yaml
 from gpusim.errors import InputError
 from gpusim.model.firms import facility_order
 from gpusim.outputs import BY_NAME, output_names
+from gpusim.version import __version__
 
 
 def month_coordinate(config: Config) -> np.ndarray:

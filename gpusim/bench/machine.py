@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-import gpusim
+from gpusim.version import __version__
 
 LIBRARIES = ("numpy", "scipy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "jax", "jaxlib",
              "jax-cuda12-plugin", "jax-cuda13-plugin", "matplotlib", "xarray", "zarr")
@@ -59,7 +59,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "blas": blas(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "gpusim": gpusim.__version__,
+        "gpusim": __version__,
         "platform": platform.platform(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

@@ -1,4 +1,6 @@
-"""Writing runs to zarr v3 stores, block by block, with exact resume.
+"""The zarr v3 format of gpusim's stores: layout, region writes, completion records,
+sketches, the resume identity, and opening a finished store. (gpusim.plan decides what a
+run writes; gpusim.executors write it, block by block.)
 
 Two modes:
 - **cube**: every per-path variable, chunked (block_paths × all months [× entities]) so
@@ -12,10 +14,10 @@ Two modes:
 A block counts as complete only once all it writes is written: cube mode then sets its
 entry in `_gpusim/blocks_done` (one chunk per block, so concurrent writers never share a
 chunk); summary mode records the blocks folded into its sketches in a checkpoint file
-replaced atomically. `run(..., resume=True)` recomputes just the other blocks. Because
-every block's numbers depend only on (seed, path) and sketches merge by integer addition,
-the finished store holds the same bits as an uninterrupted run. Metadata is consolidated
-at the end so that `xr.open_zarr(store)` opens it in one read.
+replaced atomically (`progress` gives either record). A resumed run recomputes just the
+other blocks. Because every block's numbers depend only on (seed, path) and sketches merge
+by integer addition, the finished store holds the same bits as an uninterrupted run.
+Metadata is consolidated at the end so that `xr.open_zarr(store)` opens it in one read.
 """
 
 from __future__ import annotations

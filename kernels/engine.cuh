@@ -187,17 +187,37 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
   for (int j = 0; j < fi.n_facilities; ++j) o.loss_total[(long long)j * o.n + i] = fs.loss[j];
 }
 
-// The kernels' common arguments (gpusim.cu, host.cpp; packed by gpusim/backends), and
-// the Inputs they make.
+// The kernels' parameter lists, declared once here for gpusim.cu's kernels and host.cpp's
+// entry points; gpusim/backends/kernel_io.py reads them to order and type its arguments.
 #define GPUSIM_INPUT_PARAMS                                                                  \
   const double *mp, const double *monthly, const double *firm_table,                         \
       const double *contract_table, const double *facility_table, const double *capex,       \
       const double *draws, int n_firms, int n_contracts, int n_facilities, int months,       \
       u64 seed, long long path0, long long n
+#define GPUSIM_SKETCH_PARAMS                                                                 \
+  double min_magnitude, double log_gamma, int key_min, int key_max, int buckets
+#define GPUSIM_CUBE_PARAMS(R)                                                                \
+  GPUSIM_INPUT_PARAMS, R *market, R *firm, R *facility, int *default_month, R *loss_total,   \
+      R *flows
+#define GPUSIM_SUMMARY_PARAMS(R)                                                             \
+  GPUSIM_INPUT_PARAMS, unsigned *market, unsigned *firm, unsigned *facility, unsigned *bust, \
+      unsigned *ltv_breach, unsigned *nonfinite, int *default_month, R *loss_total,          \
+      GPUSIM_SKETCH_PARAMS
+
+// The Inputs and outputs the parameters make.
 #define GPUSIM_INPUTS                                                                        \
   Inputs {                                                                                   \
     mp, monthly,                                                                             \
         {firm_table, contract_table, facility_table, capex, draws, n_firms, n_contracts,     \
          n_facilities, months},                                                              \
         months                                                                               \
+  }
+#define GPUSIM_SKETCH_LAYOUT                                                                 \
+  SketchLayout { min_magnitude, log_gamma, key_min, key_max, buckets }
+#define GPUSIM_CUBE_OUT(R)                                                                   \
+  CubeOut<R> { market, firm, facility, default_month, loss_total, flows, n }
+#define GPUSIM_SUMMARY_OUT(R)                                                                \
+  SummaryOut<R> {                                                                            \
+    market, firm, facility, bust, ltv_breach, nonfinite, default_month, loss_total, n,       \
+        GPUSIM_SKETCH_LAYOUT                                                                 \
   }

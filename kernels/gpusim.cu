@@ -6,26 +6,17 @@
 #include "engine.cuh"
 
 #define CUBE_KERNEL(NAME, R)                                                                 \
-  extern "C" __global__ void NAME(GPUSIM_INPUT_PARAMS, R* market, R* firm, R* facility,      \
-                                  int* default_month, R* loss_total, R* flows) {             \
+  extern "C" __global__ void NAME(GPUSIM_CUBE_PARAMS(R)) {                                   \
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                          \
     if (i >= n) return;                                                                      \
-    CubeOut<R> out = {market, firm, facility, default_month, loss_total, flows, n};          \
-    simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, out);                            \
+    simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, GPUSIM_CUBE_OUT(R));             \
   }
 
 #define SUMMARY_KERNEL(NAME, R)                                                              \
-  extern "C" __global__ void NAME(GPUSIM_INPUT_PARAMS, unsigned* market, unsigned* firm,     \
-                                  unsigned* facility, unsigned* bust, unsigned* ltv_breach,  \
-                                  unsigned* nonfinite, int* default_month, R* loss_total,    \
-                                  double min_magnitude, double log_gamma, int key_min,       \
-                                  int key_max, int buckets) {                                \
+  extern "C" __global__ void NAME(GPUSIM_SUMMARY_PARAMS(R)) {                                \
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                          \
     if (i >= n) return;                                                                      \
-    SummaryOut<R> out = {market,        firm,       facility, bust, ltv_breach, nonfinite,   \
-                         default_month, loss_total, n,                                       \
-                         {min_magnitude, log_gamma, key_min, key_max, buckets}};             \
-    simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, out);                            \
+    simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, GPUSIM_SUMMARY_OUT(R));          \
   }
 
 CUBE_KERNEL(simulate_cube_f64, double)

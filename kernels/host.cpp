@@ -1,25 +1,20 @@
 // Host build of the fused model: the kernel's headers compiled as plain C++ into a small
 // shared library, so CI checks the CUDA arithmetic against numpy without a GPU. The entry
-// points take gpusim.cu's kernel arguments and run its per-thread body for every path.
+// points are declared with gpusim.cu's parameter lists (engine.cuh) and run its per-thread
+// body for every path.
 //   g++ -O2 -std=c++14 -shared -fPIC -ffp-contract=off kernels/host.cpp -o libgpusim_host.so
 #include "engine.cuh"
 
 #define HOST_CUBE(NAME, R)                                                                   \
-  void NAME(GPUSIM_INPUT_PARAMS, R* market, R* firm, R* facility, int* default_month,        \
-            R* loss_total, R* flows) {                                                       \
-    CubeOut<R> out = {market, firm, facility, default_month, loss_total, flows, n};          \
+  void NAME(GPUSIM_CUBE_PARAMS(R)) {                                                         \
+    const CubeOut<R> out = GPUSIM_CUBE_OUT(R);                                               \
     for (long long i = 0; i < n; ++i)                                                        \
       simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, out);                          \
   }
 
 #define HOST_SUMMARY(NAME, R)                                                                \
-  void NAME(GPUSIM_INPUT_PARAMS, unsigned* market, unsigned* firm, unsigned* facility,       \
-            unsigned* bust, unsigned* ltv_breach, unsigned* nonfinite, int* default_month,   \
-            R* loss_total, double min_magnitude, double log_gamma, int key_min, int key_max, \
-            int buckets) {                                                                   \
-    SummaryOut<R> out = {market,        firm,       facility, bust, ltv_breach, nonfinite,   \
-                         default_month, loss_total, n,                                       \
-                         {min_magnitude, log_gamma, key_min, key_max, buckets}};             \
+  void NAME(GPUSIM_SUMMARY_PARAMS(R)) {                                                      \
+    const SummaryOut<R> out = GPUSIM_SUMMARY_OUT(R);                                         \
     for (long long i = 0; i < n; ++i)                                                        \
       simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, out);                          \
   }
@@ -38,8 +33,7 @@ void gpusim_host_philox(const unsigned* counter, const unsigned* key, unsigned* 
 }
 
 // One value's sketch bucket (for the bucketing tests).
-int gpusim_host_sketch_bucket(double min_magnitude, double log_gamma, int key_min, int key_max,
-                              int buckets, double x) {
-  return sketch_bucket({min_magnitude, log_gamma, key_min, key_max, buckets}, x);
+int gpusim_host_sketch_bucket(GPUSIM_SKETCH_PARAMS, double x) {
+  return sketch_bucket(GPUSIM_SKETCH_LAYOUT, x);
 }
 }

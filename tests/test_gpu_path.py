@@ -5,7 +5,6 @@ pipeline, error reports); test_gpu.py covers the device itself on a GPU."""
 
 from __future__ import annotations
 
-import re
 import sys
 
 import host_cupy
@@ -37,22 +36,34 @@ def host_gpu(monkeypatch):
         cached.cache_clear()
 
 
-def _parameters(text: str, macro: str) -> list[str]:
-    """Parameter names of the function a kernel macro defines, after the common ones."""
-    body = text[text.index(f"#define {macro}("):]
-    params = body[body.index("GPUSIM_INPUT_PARAMS,") + len("GPUSIM_INPUT_PARAMS,"):]
-    params = params[:params.index(")")].replace("\\", " ")
-    return [p.split()[-1].lstrip("*") for p in params.split(",")]
+def _macro(text: str, name: str) -> str:
+    """The #define `name` of a source, continuation lines joined."""
+    body = text[text.index(f"#define {name}("):]
+    return body[:body.index("\n\n")].replace("\\\n", " ")
 
 
-@pytest.mark.parametrize(("kernel_macro", "host_macro"),
-                         [("CUBE_KERNEL", "HOST_CUBE"), ("SUMMARY_KERNEL", "HOST_SUMMARY")])
-def test_host_entry_points_take_the_kernels_arguments(kernel_macro, host_macro):
-    """The stand-in's faithfulness rests on this: same parameters, same order."""
+@pytest.mark.parametrize(("kernel_macro", "host_macro", "params"), [
+    ("CUBE_KERNEL", "HOST_CUBE", "GPUSIM_CUBE_PARAMS"),
+    ("SUMMARY_KERNEL", "HOST_SUMMARY", "GPUSIM_SUMMARY_PARAMS")])
+def test_host_entry_points_take_the_kernels_arguments(kernel_macro, host_macro, params):
+    """The stand-in's faithfulness rests on this: the kernels and the host build's entry
+    points are declared with the same parameter list, the one kernel_io orders by."""
     kernel = (kernel_dir() / "gpusim.cu").read_text()
     host_cpp = (kernel_dir() / "host.cpp").read_text()
-    assert _parameters(kernel, kernel_macro) == _parameters(host_cpp, host_macro)
-    assert re.search(r"#define GPUSIM_INPUT_PARAMS", (kernel_dir() / "engine.cuh").read_text())
+    assert f"void NAME({params}(R))" in _macro(kernel, kernel_macro)
+    assert f"void NAME({params}(R))" in _macro(host_cpp, host_macro)
+
+
+def test_kernel_arguments_are_named_and_typed_by_the_header():
+    from gpusim.backends import kernel_io
+
+    values = {"min_magnitude": 1e-9, "log_gamma": 0.02, "key_min": -1036, "key_max": 3453,
+              "buckets": 8981}
+    args = kernel_io.arguments("GPUSIM_SKETCH_PARAMS", values)
+    assert [type(a) for a in args] == [np.float64, np.float64, np.int32, np.int32, np.int32]
+    with pytest.raises(KeyError, match=r"\['buckets'\] are missing"):
+        kernel_io.arguments("GPUSIM_SKETCH_PARAMS", {k: v for k, v in values.items()
+                                                     if k != "buckets"})
 
 
 def test_gpu_cube_equals_numpy(host_gpu):

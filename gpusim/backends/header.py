@@ -76,3 +76,31 @@ def names(enum: str, prefix: str) -> list[str]:
 def count(enum: str, prefix: str) -> int:
     """An enum's closing `<prefix>COUNT`: the number of slots it lays out."""
     return layout()[enum][f"{prefix}COUNT"]
+
+
+def _macro(name: str) -> str:
+    """The body of engine.cuh's #define `name`, continuation lines joined."""
+    text = re.sub(r"//[^\n]*", "", (kernel_dir() / "engine.cuh").read_text())
+    match = re.search(rf"^#define\s+{name}\b(\(\w+\))?((?:[^\n]*\\\n)*[^\n]*)", text, re.M)
+    if match is None:
+        raise KeyError(f"engine.cuh defines no macro {name}")
+    return match.group(2).replace("\\\n", " ")
+
+
+@cache
+def parameters(macro: str) -> tuple[tuple[str, str, bool], ...]:
+    """(name, C type, is a pointer) of every parameter in one of engine.cuh's kernel
+    parameter-list macros (GPUSIM_CUBE_PARAMS, GPUSIM_SUMMARY_PARAMS, ...), in order, the
+    lists they include (GPUSIM_INPUT_PARAMS, ...) expanded: the kernels' and the host
+    build's signature."""
+    body = _macro(macro)
+    while (inner := re.search(r"\bGPUSIM_\w+_PARAMS\b", body)) is not None:
+        body = body.replace(inner.group(0), _macro(inner.group(0)), 1)
+    out = []
+    for declaration in (d.strip() for d in body.split(",")):
+        pointer = "*" in declaration
+        words = declaration.replace("*", " ").split()
+        if words and words[0] == "const":
+            words = words[1:]
+        out.append((words[-1], " ".join(words[:-1]), pointer))
+    return tuple(out)

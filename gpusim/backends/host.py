@@ -121,7 +121,8 @@ def sketch_bucket_host(values: np.ndarray) -> np.ndarray:
     """kernels/sketch.cuh's bucket of each value (float64), from the host build."""
     fn = host_library().gpusim_host_sketch_bucket
     fn.restype = ctypes.c_int
-    layout = [c_argument(a) for a in kernel_io.sketch_layout()]
+    layout = kernel_io.arguments("GPUSIM_SKETCH_PARAMS", kernel_io.sketch_layout())
+    layout = [c_argument(a) for a in layout]
     return np.array([fn(*layout, ctypes.c_double(float(x)))
                      for x in np.ravel(values)], dtype=np.int64)
 

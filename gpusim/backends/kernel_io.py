@@ -1,10 +1,11 @@
 """What goes into a kernel launch and what comes out, defined once for both builds of the
 kernel (CUDA through CuPy, and the host build through ctypes).
 
-`cube_arguments` and `summary_arguments` give the argument list of kernels/gpusim.cu's
-kernels, which kernels/host.cpp's entry points take in the same order (a test holds the
-two macros against each other); scalars are numpy scalars of the kernel's C types, so
-CuPy passes them as declared and the host build converts them by dtype. The output
+`cube_arguments` and `summary_arguments` give the argument lists of kernels/gpusim.cu's
+kernels and of kernels/host.cpp's entry points, which are declared with the same
+parameter-list macros of kernels/engine.cuh; the order and the C types are read from
+there, and the scalars passed as numpy scalars of those types, so CuPy passes them as
+declared and the host build converts them by dtype. The output
 buffers are laid out (variable, month, [entity,] path), as kernels/engine.cuh writes
 them, and `unpack`/`unpack_summary` name their rows by the kernel's output enums.
 """
@@ -26,43 +27,68 @@ OUTPUT_ENUMS = (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_")
 """(raw buffer, enum, prefix) of each monthly output group of the kernel."""
 FLOW_ENUM = ("Flow", "FL_")
 SUMMARY_COUNTS = ("market", "firm", "facility", "bust", "ltv_breach", "nonfinite")
-"""The summary kernel's count buffers, in argument order."""
+"""The summary kernel's count buffers."""
+INPUT_ARRAYS = ("mp", "monthly", "firm_table", "contract_table", "facility_table", "capex",
+                "draws")
+"""The parameter names of `Packed.arrays()`, in its order."""
 NULL = np.uint64(0)
 """A null pointer argument (no cash-flow buffer)."""
 
 
-def input_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int
-                    ) -> tuple[Any, ...]:
-    """The kernels' common leading arguments (GPUSIM_INPUT_PARAMS in engine.cuh):
-    `inputs` are `packed.arrays()` where the kernel can read them (device or host)."""
+SCALARS = {"int": np.int32, "long long": np.int64, "u64": np.uint64, "double": np.float64}
+"""The numpy scalar type that passes each C scalar type of the kernels' parameters."""
+
+
+def arguments(macro: str, values: dict[str, Any]) -> tuple[Any, ...]:
+    """The arguments of a kernel declared with engine.cuh's parameter-list `macro`, in the
+    declaration's order, from `values` by parameter name: arrays as given (None: a null
+    pointer), scalars as numpy scalars of their C type. The header is the one definition
+    of the order and the types; a name missing or left over is an error."""
+    parameters = header.parameters(macro)
+    names = [name for name, _, _ in parameters]
+    if set(names) != set(values):
+        raise KeyError(f"{macro}: arguments {sorted(set(values) - set(names))} are not "
+                       f"parameters; parameters {sorted(set(names) - set(values))} are missing")
+    out = []
+    for name, ctype, pointer in parameters:
+        value = values[name]
+        if pointer:
+            out.append(NULL if value is None else value)
+        else:
+            out.append(SCALARS[ctype](value))
+    return tuple(out)
+
+
+def input_values(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int
+                 ) -> dict[str, Any]:
+    """The kernels' common inputs by parameter name (GPUSIM_INPUT_PARAMS): `inputs` are
+    `packed.arrays()` where the kernel can read them (device or host)."""
     n_firms, n_contracts, n_facilities = packed.counts
-    return (*inputs, np.int32(n_firms), np.int32(n_contracts), np.int32(n_facilities),
-            np.int32(packed.months), np.uint64(seed), np.int64(start), np.int64(stop - start))
+    return dict(zip(INPUT_ARRAYS, inputs, strict=True)) | {
+        "n_firms": n_firms, "n_contracts": n_contracts, "n_facilities": n_facilities,
+        "months": packed.months, "seed": seed, "path0": start, "n": stop - start}
 
 
 def cube_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int,
                    out: dict[str, Any]) -> tuple[Any, ...]:
-    """A cube kernel's arguments, writing into `out` (the buffers of `cube_buffers`)."""
-    flows = out.get("flows")
-    return (*input_arguments(inputs, packed, seed, start, stop), out["market"], out["firm"],
-            out["facility"], out["default_month"], out["loss_total"],
-            NULL if flows is None else flows)
+    """A cube kernel's arguments, writing into `out` (the buffers of `cube_buffers`; no
+    "flows" buffer: no cash-flow terms)."""
+    return arguments("GPUSIM_CUBE_PARAMS", input_values(inputs, packed, seed, start, stop)
+                     | {"flows": None} | out)
 
 
 def summary_arguments(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int,
                       out: dict[str, Any]) -> tuple[Any, ...]:
     """A summary kernel's arguments, counting into `out` (the buffers of
     `summary_buffers`), then gpusim.sketch's bucket layout (kernels/sketch.cuh)."""
-    return (*input_arguments(inputs, packed, seed, start, stop),
-            *(out[k] for k in SUMMARY_COUNTS), out["default_month"], out["loss_total"],
-            *sketch_layout())
+    return arguments("GPUSIM_SUMMARY_PARAMS", input_values(inputs, packed, seed, start, stop)
+                     | out | sketch_layout())
 
 
-def sketch_layout() -> tuple[Any, ...]:
-    """kernels/sketch.cuh's SketchLayout from gpusim.sketch's constants, as arguments:
-    (min_magnitude, log_gamma, key_min, key_max, buckets)."""
-    return (np.float64(sketch.MIN_MAGNITUDE), np.float64(sketch.LOG_GAMMA),
-            np.int32(sketch.KEY_MIN), np.int32(sketch.KEY_MAX), np.int32(sketch.BUCKETS))
+def sketch_layout() -> dict[str, Any]:
+    """kernels/sketch.cuh's SketchLayout from gpusim.sketch's constants, by name."""
+    return {"min_magnitude": sketch.MIN_MAGNITUDE, "log_gamma": sketch.LOG_GAMMA,
+            "key_min": sketch.KEY_MIN, "key_max": sketch.KEY_MAX, "buckets": sketch.BUCKETS}
 
 
 def kernel_name(mode: str, dtype: Any) -> str:

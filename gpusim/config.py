@@ -32,7 +32,7 @@ from pydantic import (
 
 from gpusim.errors import InputError
 
-MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES = 16, 32, 32
+MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES, MAX_LAG = 16, 32, 32, 60
 """Sizes of the kernel's per-path arrays (kernels/params.cuh; a test checks they agree)."""
 
 FACTORS: tuple[str, ...] = ("demand", "growth", "price", "collateral", "rate", "spread")
@@ -160,7 +160,7 @@ class Capacity(_Model):
     response: float = _nonneg("sensitivity ξ of the build to lagged utilization [-]")
     target_utilization: float = _prob("utilization u* at which the build is as scheduled [-]")
     max_multiplier: float = _nonneg("cap m_max on the build multiplier [-]")
-    lag_months: int = Field(6, ge=0, le=60, description="lag L of the build response [months]")
+    lag_months: int = Field(6, ge=0, le=MAX_LAG, description="lag L of the build response [months]")
     hours_per_month: float = Field(
         730.0, gt=0, description="rentable hours per GPU per month [hours/month]"
     )

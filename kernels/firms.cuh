@@ -40,7 +40,7 @@ struct FirmInputs {
 template <typename R>
 GPUSIM_HD void firms_init(FirmsState<R>& s, const FirmInputs& in) {
   for (int f = 0; f < in.n_firms; ++f) {
-    s.cash[f] = (R)in.firm_table[f * FT_COUNT + FT_CASH0];
+    s.cash[f] = (R)in.firm_table[f * FT_COUNT + FT_OPENING_CASH];
     s.defaulted[f] = 0;
     s.default_month[f] = -1;
   }
@@ -62,7 +62,7 @@ GPUSIM_HD void firms_init(FirmsState<R>& s, const FirmInputs& in) {
 // clip(p0·(P/price)^θ, 0, 1), or p_insource once the counterparty insources.
 template <typename R>
 GPUSIM_HD R renewal_probability(const double* ct, R spot, R price, int t) {
-  if (t >= (int)ct[CT_INSOURCE]) return (R)ct[CT_P_INSOURCE];
+  if (t >= (int)ct[CT_INSOURCE_MONTH]) return (R)ct[CT_P_INSOURCE];
   return gs_clip((R)ct[CT_P0] * (R)pow(spot / price, (R)ct[CT_THETA]), (R)0, (R)1);
 }
 
@@ -74,7 +74,7 @@ GPUSIM_HD void update_contracts(FirmsState<R>& s, const double* contract_table, 
   for (int k = 0; k < count; ++k) {
     int c = first + k;
     const double* ct = contract_table + c * CT_COUNT;
-    double hazard = m.regime == 0 ? ct[CT_HAZARD_BOOM] : ct[CT_HAZARD_BUST];
+    double hazard = ct[CT_HAZARD + m.regime];
     s.gone[c] = s.gone[c] || u_default[k] < (R)hazard;
     if (t == (int)ct[CT_START]) s.active[c] = !s.gone[c];
     int due = s.active[c] && s.end[c] < t;
@@ -133,7 +133,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
   }
   R spot_revenue = ((R)gpus - contracted) * m.price * m.utilization * (R)m.hours;
   R revenue = contract_revenue + spot_revenue;
-  R operating_cost = (R)(gpus * ft[FT_COST] * m.hours + ft[FT_OVERHEAD]);
+  R operating_cost = (R)(gpus * ft[FT_COST_PER_GPU_HOUR] * m.hours + ft[FT_OVERHEAD]);
   R capex = (R)in.capex[f * in.months + t];
 
   // 3. cash before debt service, with draws
@@ -167,14 +167,14 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     b = b - principal;
     R sweep = (R)0;
     unsigned mask = (unsigned)fa[FA_SECURED_MASK];
-    if (mask != 0u && fa[FA_SWEEP] > 0.0) {
+    if (mask != 0u && fa[FA_CASH_SWEEP] > 0.0) {
       R earned = (R)0;
       for (int k = 0; k < nc; ++k)
         if (mask & (1u << k)) earned = earned + secured_revenue[k];
-      sweep = gs_min((R)fa[FA_SWEEP] * gs_max(earned - interest - principal, (R)0), b);
+      sweep = gs_min((R)fa[FA_CASH_SWEEP] * gs_max(earned - interest - principal, (R)0), b);
       b = b - sweep;
     }
-    R collateral = (R)(fa[FA_PLEDGED] * gpus) * m.collateral;
+    R collateral = (R)(fa[FA_PLEDGED_SHARE] * gpus) * m.collateral;
     R ltv = collateral > (R)0 ? b / collateral : (R)0;
     int at_maturity = s.maturity[j] == t && b > (R)0;
     int roll = at_maturity && ltv <= (R)fa[FA_REFI_MAX_LTV] && m.spread <= (R)fa[FA_REFI_MAX_SPREAD];
@@ -195,7 +195,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     R call = to_post - s.posted[j];  // negative: cash released back to the firm
     s.posted[j] = to_post;
     breach = breach || over;
-    if (fa[FA_PLEDGED] > 0.0 && isfinite(fa[FA_MAX_LTV])) {
+    if (fa[FA_PLEDGED_SHARE] > 0.0 && isfinite(fa[FA_MAX_LTV])) {
       pledged_value_sum = pledged_value_sum + collateral;
       pledged_balance_sum = pledged_balance_sum + b;
     }
@@ -204,7 +204,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     cash = cash - interest - principal - sweep - repayment - call;
     interest_sum = interest_sum + interest; principal_sum = principal_sum + principal;
     sweep_sum = sweep_sum + sweep; repay_sum = repay_sum + repayment; call_sum = call_sum + call;
-    pledged_total = pledged_total + (claims[j - j0] > (R)0 ? (R)fa[FA_PLEDGED] : (R)0);
+    pledged_total = pledged_total + (claims[j - j0] > (R)0 ? (R)fa[FA_PLEDGED_SHARE] : (R)0);
   }
 
   // 7. liquidity test and default

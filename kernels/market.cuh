@@ -46,7 +46,7 @@ template <typename R> GPUSIM_HD R fair_log_price(R u, const double* mp) {
 GPUSIM_HD double shock_count(double u_shock, const double* mp) {
   double count = 0.0;
   int terms = (int)mp[MP_N_POISSON];
-  for (int k = 0; k < terms; ++k) count += u_shock > mp[MP_POISSON + k] ? 1.0 : 0.0;
+  for (int k = 0; k < terms; ++k) count += u_shock > mp[MP_POISSON_CDF + k] ? 1.0 : 0.0;
   return count;
 }
 
@@ -71,7 +71,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   s.u_hist[t % (lag + 1)] = u;
   R u_lagged = s.u_hist[(t + 1) % (lag + 1)];
 
-  R g_target = (R)(s.regime == 0 ? mp[MP_G_BOOM] : mp[MP_G_BUST]);
+  R g_target = (R)mp[MP_G_MEAN + s.regime];
   double jumps = shock_count(uni[1], mp) * mp[MP_JUMP_SIZE];
   double sd = mp[MP_SIGMA_D];
 
@@ -81,7 +81,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   R ln_e = (R)(s.ln_e - (R)(mp[MP_ETA] * dt) - jumps);
   int regime = s.regime;
   if (mp[MP_REGIMES_ON] != 0.0) {
-    double switch_p = s.regime == 0 ? mp[MP_P_BOOM_BUST] : mp[MP_P_BUST_BOOM];
+    double switch_p = mp[MP_P_SWITCH + s.regime];
     regime = uni[0] < switch_p ? 1 - s.regime : s.regime;
   }
   R k = s.k * (R)(1.0 - mp[MP_OMEGA] * dt) + (R)build[t] * build_multiplier(u_lagged, mp);

@@ -1,21 +1,28 @@
 // Layout of the flat parameter arrays the kernels read. gpusim/backends/packing.py parses
 // these enums to pack them, so this header is the single definition of the layout.
 // Every entry is a double; integers (counts, month indices, flags) are stored exactly.
+// An entry is named after what it holds: <PREFIX><FIELD> takes the field (or read-only
+// property) `field` of the dataclass the enum packs (MarketParams, FirmSpec, ContractSpec,
+// FacilitySpec), and spans the slots up to the next entry: MP_G_MEAN + regime.
 #pragma once
 
 // Market scalars: `mp`, MP_COUNT doubles.
 enum MarketParam {
-  MP_DT, MP_LN_D0, MP_SIGMA_D, MP_G0, MP_G_BOOM, MP_G_BUST, MP_KAPPA_G, MP_SIGMA_G,
+  MP_DT, MP_LN_D0, MP_SIGMA_D, MP_G0,
+  MP_G_MEAN,                    // (boom, bust)
+  MP_KAPPA_G = MP_G_MEAN + 2, MP_SIGMA_G,
   MP_ELASTICITY, MP_P_REF,
-  MP_REGIME0, MP_P_BOOM_BUST, MP_P_BUST_BOOM, MP_REGIMES_ON,
+  MP_REGIME0,
+  MP_P_SWITCH,                  // (boom -> bust, bust -> boom)
+  MP_REGIMES_ON = MP_P_SWITCH + 2,
   MP_LN_E0, MP_ETA, MP_JUMP_SIZE, MP_REBOUND, MP_N_POISSON,
   MP_K0, MP_OMEGA, MP_XI, MP_U_STAR, MP_M_MAX, MP_LAG, MP_HOURS, MP_RESPONSE_ON,
   MP_LN_P0, MP_P_FLOOR, MP_P_CAP, MP_GAMMA, MP_KAPPA_P, MP_SIGMA_P,
   MP_LN_V0, MP_BETA, MP_DELTA, MP_SIGMA_V, MP_PHI, MP_DEPTH, MP_LN_V_SCRAP, MP_FIRE_SALE_ON,
   MP_R0, MP_R_MEAN, MP_KAPPA_R, MP_SIGMA_R, MP_LN_S0, MP_LN_S_MEAN, MP_KAPPA_S, MP_SIGMA_S,
   MP_CHOL,                      // 6 x 6 lower-triangular factor, row-major
-  MP_POISSON = MP_CHOL + 36,    // P(N <= k), k = 0 .. MP_N_POISSON - 1
-  MP_COUNT = MP_POISSON + 12
+  MP_POISSON_CDF = MP_CHOL + 36,  // P(N <= k), k = 0 .. MP_N_POISSON - 1
+  MP_COUNT = MP_POISSON_CDF + 12
 };
 
 // Per-month market schedules: `monthly`, MM_COUNT rows of `months` doubles.
@@ -23,20 +30,23 @@ enum MarketMonthly { MM_TRAINING, MM_BUILD, MM_LAUNCH_DROP, MM_COUNT };
 
 // One row per firm: `firm_table`, FT_COUNT doubles each.
 enum FirmField {
-  FT_GPUS, FT_COST, FT_OVERHEAD, FT_CASH0, FT_HAIRCUT,
+  FT_GPUS, FT_COST_PER_GPU_HOUR, FT_OVERHEAD, FT_OPENING_CASH, FT_HAIRCUT,
   FT_CONTRACT0, FT_N_CONTRACTS, FT_FACILITY0, FT_N_FACILITIES, FT_COUNT
 };
 
 // One row per contract (all firms, config order): `contract_table`.
 enum ContractField {
-  CT_GPUS, CT_PRICE, CT_START, CT_END, CT_P0, CT_THETA, CT_PREMIUM, CT_TERM, CT_INSOURCE,
-  CT_P_INSOURCE, CT_HAZARD_BOOM, CT_HAZARD_BUST, CT_STREAM, CT_DEFAULT_STREAM, CT_COUNT
+  CT_GPUS, CT_PRICE, CT_START, CT_END, CT_P0, CT_THETA, CT_PREMIUM, CT_TERM,
+  CT_INSOURCE_MONTH, CT_P_INSOURCE,
+  CT_HAZARD,                    // (boom, bust) per month
+  CT_STREAM = CT_HAZARD + 2, CT_DEFAULT_STREAM, CT_COUNT
 };
 
 // One row per facility (firms in order, seniority order within a firm): `facility_table`.
 enum FacilityField {
   FA_BALANCE, FA_UNDRAWN, FA_FLOATING, FA_RATE, FA_AMORTIZATION, FA_MATURITY,
-  FA_REFI_MAX_LTV, FA_REFI_MAX_SPREAD, FA_REFI_TERM, FA_PLEDGED, FA_SECURED_MASK, FA_SWEEP,
+  FA_REFI_MAX_LTV, FA_REFI_MAX_SPREAD, FA_REFI_TERM, FA_PLEDGED_SHARE, FA_SECURED_MASK,
+  FA_CASH_SWEEP,
   FA_MAX_LTV, FA_MIN_LIQUIDITY, FA_COUNT
 };
 

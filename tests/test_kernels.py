@@ -6,11 +6,16 @@ Tests that need a compiler skip with the reason where none is found; GPU tests a
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass, replace
+from dataclasses import fields as dc_fields
 from pathlib import Path
+from types import SimpleNamespace
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -20,8 +25,8 @@ from helpers import firms_config, small_config
 from gpusim import load_config, sketch
 from gpusim.backends import host
 from gpusim.backends.cuda import KERNELS
-from gpusim.backends.header import kernel_dir, layout
-from gpusim.backends.packing import pack
+from gpusim.backends.header import kernel_dir, layout, limits
+from gpusim.backends.packing import NOT_PACKED, LayoutError, pack, pack_fields, slots
 from gpusim.backends.reference import dense_counts, simulate_block
 from gpusim.outputs import BY_NAME, OUTPUTS, PER_PATH, count_names
 
@@ -124,11 +129,108 @@ def test_packed_layout_matches_the_header():
     packed = pack(firms_config())
     fields = layout()
     assert packed.market.shape == (fields["MarketParam"]["MP_COUNT"],)
+    assert packed.monthly.shape == (fields["MarketMonthly"]["MM_COUNT"], 24)
     assert packed.firm_table.shape == (2, fields["FirmField"]["FT_COUNT"])
     assert packed.contract_table.shape == (2, fields["ContractField"]["CT_COUNT"])
     assert packed.facility_table.shape == (3, fields["FacilityField"]["FA_COUNT"])
-    secured = packed.facility_table[:, fields["FacilityField"]["FA_SECURED_MASK"]]
-    assert list(secured) == [1.0, 0.0, 0.0]  # ddtl is secured on contract 0
+    assert packed.capex.shape == (2, 24) and packed.draws.shape == (3, 24)
+
+
+def packed_fields(config):
+    """The packed arrays of a config, read back by entry name: name → slots (a 2-slot
+    entry of the market gives 2 values; of a table, (rows, 2))."""
+    packed, out = pack(config), {}
+    for enum, array in (("MarketParam", packed.market), ("MarketMonthly", packed.monthly),
+                        ("FirmField", packed.firm_table.T),
+                        ("ContractField", packed.contract_table.T),
+                        ("FacilityField", packed.facility_table.T)):
+        _, _, entries = slots(enum)
+        for name, first, width in entries:
+            values = array[first:first + width]
+            out[f"{enum}.{name}"] = values[0] if width == 1 else values.T
+    return out
+
+
+def test_packing_equals_the_hand_written_layout_of_the_firms_config():
+    """The derived packing, checked against numbers written out by hand from
+    tests/helpers.py (LESSOR, MINER, SMALL), including the 2-slot entries."""
+    got = packed_fields(firms_config())
+    cdf = np.cumsum([np.exp(-1 / 12) * (1 / 12) ** k / math.factorial(k) for k in range(12)])
+    expected = {
+        "MarketParam.dt": 1 / 12,
+        "MarketParam.g_mean": [0.6, 0.0],  # (boom, bust)
+        "MarketParam.p_switch": [0.05, 0.1],  # (boom → bust, bust → boom)
+        "MarketParam.lag": 3,
+        "MarketParam.n_poisson": 12,
+        "MarketParam.poisson_cdf": cdf,
+        "MarketMonthly.training": np.full(24, 2.0e8),
+        "MarketMonthly.launch_drop": np.eye(24)[6] * 0.1,  # B200 volume, 2026-07
+        "FirmField.gpus": [100_000, 20_000],
+        "FirmField.cost_per_gpu_hour": [1.2 * 0.08 + 0.2, 1.3 * 0.06 + 0.3],
+        "FirmField.opening_cash": [5.0e8, 3.0e7],
+        "FirmField.contract0": [0, 2],
+        "FirmField.n_contracts": [2, 0],
+        "FirmField.facility0": [0, 2],
+        "FirmField.n_facilities": [2, 1],
+        "ContractField.hazard": [[0.0005, 0.002], [0.002, 0.01]],  # (boom, bust)
+        "ContractField.insource_month": [17, 1 << 30],  # 2027-06; never
+        "ContractField.default_stream": [0, 1],
+        "FacilityField.amortization": [0, 2, 1],  # level, bullet, straight_line
+        "FacilityField.floating": [1, 0, 0],
+        "FacilityField.pledged_share": [0.5, 0.0, 1.0],
+        "FacilityField.secured_mask": [1, 0, 0],  # ddtl: secured on hyperscaler
+        "FacilityField.cash_sweep": [0.2, 0.0, 0.0],
+        "FacilityField.max_ltv": [0.8, np.inf, 0.85],
+        "FacilityField.refi_max_ltv": [0.7, 0.9, -np.inf],
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-15, atol=0, err_msg=name)
+    jumps_off = packed_fields(firms_config("switches.jumps=false"))
+    assert jumps_off["MarketParam.n_poisson"] == 0
+    assert not jumps_off["MarketParam.poisson_cdf"].any()
+    both = packed_fields(firms_config("firms.0.facilities.0.secured_on=[hyperscaler, lab]"))
+    assert list(both["FacilityField.secured_mask"]) == [0b11, 0, 0]
+
+
+def test_packing_fails_loudly_when_the_header_and_the_dataclasses_disagree():
+    from gpusim.model.firms import FacilitySpec, firm_specs
+    from gpusim.model.market import market_params
+
+    config = firms_config()
+    lessor = firm_specs(config)[0]
+    no_haircut = SimpleNamespace(**{k: v for k, v in vars(lessor).items() if k != "haircut"})
+    with pytest.raises(LayoutError, match=r"FirmField entry FT_HAIRCUT: .* `haircut`"):
+        pack_fields("FirmField", no_haircut, contract0=0, facility0=0)
+    with pytest.raises(LayoutError, match=r"FirmField: no entries for the given \['bogus'\]"):
+        pack_fields("FirmField", lessor, contract0=0, facility0=0, bogus=1.0)
+    long_cdf = replace(market_params(config), poisson_cdf=np.zeros(13))
+    with pytest.raises(LayoutError, match=r"MP_POISSON_CDF: .*13 values for its 12 slot"):
+        pack_fields("MarketParam", long_cdf)
+
+    @dataclass(frozen=True)
+    class WithCovenant(FacilitySpec):
+        min_dscr: float = 1.2
+
+    facility = lessor.facilities[0]
+    extra = WithCovenant(**{f.name: getattr(facility, f.name) for f in dc_fields(facility)})
+    with pytest.raises(LayoutError, match=r"FacilityField: .*\['min_dscr'\]"):
+        pack_fields("FacilityField", extra)
+
+
+def test_fields_left_unpacked_are_real_fields_without_an_entry():
+    from gpusim.model.firms import ContractSpec, FacilitySpec, FirmSpec
+    from gpusim.model.market import MarketParams
+
+    packs = {"MarketParam": MarketParams, "FirmField": FirmSpec,
+             "ContractField": ContractSpec, "FacilityField": FacilitySpec}
+    assert set(NOT_PACKED) == set(packs)
+    for enum, cls in packs.items():
+        entries = {name for name, _, _ in slots(enum)[2]}
+        left_out = set(NOT_PACKED[enum])
+        assert left_out <= {f.name for f in dc_fields(cls)}, enum
+        assert not left_out & entries, enum
+    assert {name for name, _, _ in slots("MarketMonthly")[2]} == {"training", "build",
+                                                                  "launch_drop"}
 
 
 @needs_nvcc
@@ -160,10 +262,23 @@ def test_wheel_ships_the_kernels(tmp_path):
 
 def test_config_limits_match_the_kernel_state_sizes():
     from gpusim import config
+    from gpusim.errors import InputError
 
-    text = (kernel_dir() / "params.cuh").read_text()
-    for name in ("MAX_FIRMS", "MAX_CONTRACTS", "MAX_FACILITIES"):
-        assert f"#define {name} {getattr(config, name)}" in text
+    ours = {name: getattr(config, name) for name in dir(config) if name.startswith("MAX_")}
+    assert ours == limits()
+    assert set(ours) == {"MAX_FIRMS", "MAX_CONTRACTS", "MAX_FACILITIES", "MAX_LAG"}
+    small_config(f"market.capacity.lag_months={config.MAX_LAG}")
+    with pytest.raises(InputError, match="lag_months"):
+        small_config(f"market.capacity.lag_months={config.MAX_LAG + 1}")
+
+
+def test_amortization_kinds_match_the_header_and_the_config():
+    from gpusim.config import Facility
+    from gpusim.model.firms import AMORTIZATION
+
+    assert {f"AM_{kind.upper()}": code for kind, code in AMORTIZATION.items()} == layout()[
+        "Amortization"]
+    assert get_args(Facility.model_fields["amortization"].annotation) == tuple(AMORTIZATION)
 
 
 def test_too_many_contracts_for_the_kernel_is_rejected():

@@ -1,13 +1,19 @@
 """Flat parameter arrays for the fused kernel, laid out as kernels/params.cuh says.
 
 The header's enums are the single definition of the layout (read by
-gpusim.backends.header), so adding a field means adding it to the header and to the
-packing function here, and a missing or unknown name is an error, not a silent shift.
+gpusim.backends.header), and the packing is derived from them, not listed: entry
+<PREFIX>NAME of an enum holds attribute `name` of the object it packs (a field of
+MarketParams, FirmSpec, ContractSpec or FacilitySpec, or a read-only property of one such
+as FacilitySpec.secured_mask), over the slots up to the next entry. Adding a parameter
+means adding the field and a header entry of the same name; a name on one side only is
+an error (LayoutError), not a silent shift. The packer supplies only what no single object
+knows: a firm's position in the contract and facility tables (FT_CONTRACT0, FT_FACILITY0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -17,19 +23,90 @@ from gpusim.errors import InputError
 from gpusim.model.firms import FirmSpec, firm_specs
 from gpusim.model.market import MarketParams, market_params
 
+NOT_PACKED: dict[str, dict[str, str]] = {
+    "MarketParam": {
+        "months": "the kernels' `months` argument",
+        "training": "row MM_TRAINING of `monthly`",
+        "build": "row MM_BUILD of `monthly`",
+        "launch_drop": "row MM_LAUNCH_DROP of `monthly`",
+    },
+    "FirmField": {
+        "name": "not read by the kernel",
+        "capex": "the firm's row of `capex`",
+        "contracts": "rows of `contract_table` (FT_CONTRACT0, FT_N_CONTRACTS)",
+        "facilities": "rows of `facility_table` (FT_FACILITY0, FT_N_FACILITIES)",
+    },
+    "ContractField": {},
+    "FacilityField": {
+        "name": "not read by the kernel",
+        "draws": "the facility's row of `draws`",
+        "secured_on": "as a bitmask, FA_SECURED_MASK (secured_mask)",
+    },
+}
+"""The dataclass fields deliberately left out of the enum that packs their object, and
+where the kernel gets them instead. Every other field must have an entry. (MarketMonthly
+picks MarketParams' monthly arrays only, so it is not checked this way.)"""
 
-def _table(enum: str, rows: list[dict[str, float]], prefix: str) -> np.ndarray:
-    fields = layout()[enum]
-    count = fields[f"{prefix}COUNT"]
-    out = np.zeros((len(rows), count))
-    for i, row in enumerate(rows):
-        expected = {k for k in fields if k != f"{prefix}COUNT"}
-        given = {prefix + k for k in row}
-        if given != expected:
-            raise KeyError(f"{enum}: packed {sorted(given ^ expected)} do not match params.cuh")
-        for key, value in row.items():
-            out[i, fields[prefix + key]] = value
-    return out
+
+class LayoutError(ValueError):
+    """The header's layout and the objects packed into it disagree (a bug, not bad input)."""
+
+
+def slots(enum: str) -> tuple[str, int, list[tuple[str, int, int]]]:
+    """(prefix, <PREFIX>COUNT, [(attribute, first slot, width)]) of a params.cuh enum, in
+    slot order: MP_G_MEAN → ("g_mean", 4, 2). The entry with the highest value closes it."""
+    entries = sorted(layout()[enum].items(), key=lambda kv: kv[1])
+    closing, count = entries[-1]
+    if not closing.endswith("_COUNT"):
+        raise LayoutError(f"{enum}: its last entry {closing} is not <PREFIX>COUNT")
+    prefix = closing.removesuffix("COUNT")
+    out = []
+    for (key, first), (_, following) in pairwise(entries):
+        if not key.startswith(prefix) or following <= first:
+            raise LayoutError(f"{enum}: {key} is not a {prefix} entry with a slot of its own")
+        out.append((key.removeprefix(prefix).lower(), first, following - first))
+    return prefix, count, out
+
+
+def pack_fields(enum: str, obj: object, row: int | None = None, **given: float) -> np.ndarray:
+    """`obj` laid out as `enum` says, (COUNT,) doubles, or (COUNT, row) with `row`.
+
+    Entry <PREFIX>NAME takes `given["name"]` if given, else `obj.name`. A one-slot entry
+    takes exactly one number (one row of `row` numbers with `row`); a wider one an array of
+    at most its slots, flattened and zero-padded (poisson_cdf is empty with jumps off).
+    A dataclass field that is neither an entry nor in NOT_PACKED[enum] is an error.
+    """
+    prefix, count, entries = slots(enum)
+    unit = 1 if row is None else row
+    out = np.zeros(count * unit)
+    kind = type(obj).__name__
+    for name, first, width in entries:
+        entry = f"{enum} entry {prefix}{name.upper()}"
+        if name not in given and not hasattr(obj, name):
+            raise LayoutError(f"{entry}: {kind} has no field or property `{name}`")
+        try:
+            flat = np.asarray(given[name] if name in given else getattr(obj, name),
+                              dtype=np.float64).ravel()
+        except (TypeError, ValueError) as e:
+            raise LayoutError(f"{entry}: {kind}.{name} is not numeric ({e})") from e
+        if flat.size > width * unit or (width == 1 and flat.size != unit):
+            raise LayoutError(f"{entry}: {kind}.{name} has {flat.size} values for "
+                              f"its {width * unit} slot(s)")
+        out[first * unit:first * unit + flat.size] = flat
+    names = {name for name, _, _ in entries}
+    if set(given) - names:
+        raise LayoutError(f"{enum}: no entries for the given {sorted(set(given) - names)}")
+    if enum in NOT_PACKED and is_dataclass(obj):
+        unpacked = {f.name for f in fields(obj)} - names - set(NOT_PACKED[enum])
+        if unpacked:
+            raise LayoutError(f"{enum}: {kind} fields {sorted(unpacked)} have no entry in "
+                              "params.cuh (add one, or list them in packing.NOT_PACKED)")
+    return out if row is None else out.reshape(count, row)
+
+
+def _table(enum: str, rows: list[np.ndarray]) -> np.ndarray:
+    """Rows packed by pack_fields as one (len(rows), COUNT) table, also when empty."""
+    return np.array(rows, dtype=np.float64).reshape(len(rows), slots(enum)[1])
 
 
 @dataclass(frozen=True)
@@ -57,68 +134,22 @@ class Packed:
 
 
 def pack_market(p: MarketParams) -> tuple[np.ndarray, np.ndarray]:
-    fields = layout()["MarketParam"]
-    scalars = {
-        "DT": p.dt, "LN_D0": p.ln_d0, "SIGMA_D": p.sigma_d, "G0": p.g0,
-        "G_BOOM": p.g_mean[0], "G_BUST": p.g_mean[1], "KAPPA_G": p.kappa_g,
-        "SIGMA_G": p.sigma_g, "ELASTICITY": p.elasticity, "P_REF": p.p_ref,
-        "REGIME0": p.regime0, "P_BOOM_BUST": p.p_switch[0], "P_BUST_BOOM": p.p_switch[1],
-        "REGIMES_ON": p.regimes_on, "LN_E0": p.ln_e0, "ETA": p.eta,
-        "JUMP_SIZE": p.jump_size, "REBOUND": p.rebound, "N_POISSON": len(p.poisson_cdf),
-        "K0": p.k0, "OMEGA": p.omega, "XI": p.xi, "U_STAR": p.u_star, "M_MAX": p.m_max,
-        "LAG": p.lag, "HOURS": p.hours, "RESPONSE_ON": p.response_on, "LN_P0": p.ln_p0,
-        "P_FLOOR": p.p_floor, "P_CAP": p.p_cap, "GAMMA": p.gamma, "KAPPA_P": p.kappa_p,
-        "SIGMA_P": p.sigma_p, "LN_V0": p.ln_v0, "BETA": p.beta, "DELTA": p.delta,
-        "SIGMA_V": p.sigma_v, "PHI": p.phi, "DEPTH": p.depth, "LN_V_SCRAP": p.ln_v_scrap,
-        "FIRE_SALE_ON": p.fire_sale_on, "R0": p.r0, "R_MEAN": p.r_mean,
-        "KAPPA_R": p.kappa_r, "SIGMA_R": p.sigma_r, "LN_S0": p.ln_s0,
-        "LN_S_MEAN": p.ln_s_mean, "KAPPA_S": p.kappa_s, "SIGMA_S": p.sigma_s,
-    }
-    arrays = {"CHOL", "POISSON", "COUNT"}
-    missing = {k.removeprefix("MP_") for k in fields} - arrays - set(scalars)
-    if missing:
-        raise KeyError(f"MarketParam fields not packed: {sorted(missing)}")
-    market = np.zeros(fields["MP_COUNT"])
-    for key, value in scalars.items():
-        market[fields["MP_" + key]] = float(value)
-    market[fields["MP_CHOL"]:fields["MP_CHOL"] + 36] = np.asarray(p.chol).ravel()
-    market[fields["MP_POISSON"]:fields["MP_POISSON"] + len(p.poisson_cdf)] = p.poisson_cdf
-    rows = layout()["MarketMonthly"]
-    monthly = np.zeros((rows["MM_COUNT"], p.months))
-    monthly[rows["MM_TRAINING"]] = p.training
-    monthly[rows["MM_BUILD"]] = p.build
-    monthly[rows["MM_LAUNCH_DROP"]] = p.launch_drop
-    return market, monthly
+    """The market scalars (MarketParam) and the per-month schedules (MarketMonthly)."""
+    return pack_fields("MarketParam", p), pack_fields("MarketMonthly", p, row=p.months)
 
 
 def pack_firms(specs: tuple[FirmSpec, ...], months: int) -> tuple[np.ndarray, ...]:
+    """The firm, contract and facility tables, and the capex and draws schedules."""
     firms, contracts, facilities = [], [], []
     for spec in specs:
-        firms.append({
-            "GPUS": spec.gpus, "COST": spec.cost_per_gpu_hour, "OVERHEAD": spec.overhead,
-            "CASH0": spec.opening_cash, "HAIRCUT": spec.haircut,
-            "CONTRACT0": len(contracts), "N_CONTRACTS": len(spec.contracts),
-            "FACILITY0": len(facilities), "N_FACILITIES": len(spec.facilities),
-        })
-        contracts += [{
-            "GPUS": c.gpus, "PRICE": c.price, "START": c.start, "END": c.end, "P0": c.p0,
-            "THETA": c.theta, "PREMIUM": c.premium, "TERM": c.term,
-            "INSOURCE": c.insource_month, "P_INSOURCE": c.p_insource,
-            "HAZARD_BOOM": c.hazard[0], "HAZARD_BUST": c.hazard[1], "STREAM": c.stream,
-            "DEFAULT_STREAM": c.default_stream,
-        } for c in spec.contracts]
-        facilities += [{
-            "BALANCE": f.balance, "UNDRAWN": f.undrawn, "FLOATING": f.floating,
-            "RATE": f.rate, "AMORTIZATION": f.amortization, "MATURITY": f.maturity,
-            "REFI_MAX_LTV": f.refi_max_ltv, "REFI_MAX_SPREAD": f.refi_max_spread,
-            "REFI_TERM": f.refi_term, "PLEDGED": f.pledged_share,
-            "SECURED_MASK": sum(1 << k for k in f.secured_on), "SWEEP": f.cash_sweep,
-            "MAX_LTV": f.max_ltv, "MIN_LIQUIDITY": f.min_liquidity,
-        } for f in spec.facilities]
+        firms.append(pack_fields("FirmField", spec, contract0=len(contracts),
+                                 facility0=len(facilities)))
+        contracts += [pack_fields("ContractField", c) for c in spec.contracts]
+        facilities += [pack_fields("FacilityField", f) for f in spec.facilities]
     capex = np.array([s.capex for s in specs]).reshape(len(specs), months)
     draws = np.array([f.draws for s in specs for f in s.facilities]).reshape(-1, months)
-    return (_table("FirmField", firms, "FT_"), _table("ContractField", contracts, "CT_"),
-            _table("FacilityField", facilities, "FA_"), capex, draws)
+    return (_table("FirmField", firms), _table("ContractField", contracts),
+            _table("FacilityField", facilities), capex, draws)
 
 
 def pack(config: Config) -> Packed:
@@ -128,9 +159,10 @@ def pack(config: Config) -> Packed:
     firm_table, contract_table, facility_table, capex, draws = pack_firms(
         firm_specs(config), p.months)
     if np.isnan(market).any():
-        fields = [k for k, v in layout()["MarketParam"].items() if v < len(market)
-                  and np.isnan(market[v])]
-        raise InputError(f"the market parameters {fields} are NaN: expected numbers "
+        prefix, _, entries = slots("MarketParam")
+        nan = [f"{prefix}{name.upper()}" for name, first, width in entries
+               if np.isnan(market[first:first + width]).any()]
+        raise InputError(f"the market parameters {nan} are NaN: expected numbers "
                          "(check the config's market section)")
     return Packed(market, monthly, firm_table, contract_table, facility_table,
                   np.ascontiguousarray(capex, dtype=np.float64),

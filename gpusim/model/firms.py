@@ -96,6 +96,11 @@ class FacilitySpec:
     max_ltv: float  # inf: no LTV test
     min_liquidity: float
 
+    @property
+    def secured_mask(self) -> int:
+        """`secured_on` as a bitmask: bit k set when secured on local contract k."""
+        return sum(1 << k for k in self.secured_on)
+
 
 @dataclass(frozen=True)
 class FirmSpec:
@@ -108,6 +113,14 @@ class FirmSpec:
     haircut: float
     contracts: tuple[ContractSpec, ...]
     facilities: tuple[FacilitySpec, ...]  # in seniority order, most senior first
+
+    @property
+    def n_contracts(self) -> int:
+        return len(self.contracts)
+
+    @property
+    def n_facilities(self) -> int:
+        return len(self.facilities)
 
 
 def _facility_spec(f: Facility, start: int, months: int, contract_names: list[str],

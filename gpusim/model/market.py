@@ -101,6 +101,11 @@ class MarketParams:
     # shocks
     chol: np.ndarray = field(repr=False)  # (6, 6) lower-triangular
 
+    @property
+    def n_poisson(self) -> int:
+        """How many Poisson thresholds there are (0: efficiency jumps off)."""
+        return len(self.poisson_cdf)
+
 
 def schedule_array(steps: Schedule, start: str, months: int) -> np.ndarray:
     """A piecewise-constant schedule as one value per simulated month (0 before its first step)."""

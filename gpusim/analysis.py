@@ -1,10 +1,11 @@
-"""Summaries of a cube: the headline table that `gpusim summary` prints."""
+"""Summaries of a cube or summary store: the headline table that `gpusim summary` prints,
+credit summaries, and the `ds.gpusim` accessor (registered by `import gpusim`, which
+imports this module: keep its imports to numpy and xarray)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -99,6 +100,20 @@ def default_curve(ds: xr.Dataset) -> xr.DataArray:
                                             long_name="cumulative probability of default")
 
 
+def default_dates(ds: xr.Dataset) -> xr.DataArray:
+    """Each path's default month per firm as a date (the month's first day), NaT where the
+    firm does not default: `default_month` is stored as an index into `month` because
+    CF time units cannot count calendar months."""
+    index = ds["default_month"]
+    months = ds["month"].values
+    dates = xr.apply_ufunc(
+        lambda i: np.where(i >= 0, months[np.clip(i, 0, len(months) - 1)],
+                           np.datetime64("NaT", "ns")),
+        index, dask="parallelized", output_dtypes=[months.dtype])
+    return dates.rename("default_date").assign_attrs(
+        long_name="first day of the month of the firm's default (NaT: none)")
+
+
 def ltv_breach_curve(ds: xr.Dataset) -> xr.DataArray:
     """Probability, by month and firm, that an LTV test fails that month."""
     if is_summary(ds):
@@ -120,6 +135,8 @@ def _largest(ds: xr.Dataset, k: int) -> Any:
 
     Lazy on a dask-backed store: `dask.array.topk` keeps only the k largest per chunk,
     so memory is bounded by the tail, not by the path count."""
+    import dask.array as da  # loaded with the first lazy store, not with `import gpusim`
+
     losses = ds["loss_total"].transpose("facility", "path").data
     if isinstance(losses, da.Array):
         return da.topk(losses, k, axis=1)
@@ -187,6 +204,10 @@ class GpusimAccessor:
     def default_curve(self) -> xr.DataArray:
         """Cumulative default probability by month and firm."""
         return default_curve(self._ds)
+
+    def default_dates(self) -> xr.DataArray:
+        """Each path's default month per firm as a date (NaT: no default)."""
+        return default_dates(self._ds)
 
     def ltv_breach_curve(self) -> xr.DataArray:
         """Probability of an LTV breach by month and firm."""

@@ -15,6 +15,7 @@ from gpusim.cli import main
 from gpusim.outputs import MARKET as MARKET_OUTPUTS
 
 RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given",
+                "history",
                 "backend",
                 "device"}
 """Attributes that say how a run went, not what it computed."""

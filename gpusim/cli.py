@@ -8,7 +8,6 @@ Set GPUSIM_DEBUG=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -33,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
-from gpusim.config import Config, config_to_yaml, load_config
+from gpusim.config import config_to_yaml, load_config
 from gpusim.errors import InputError
 from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
@@ -42,6 +41,7 @@ from gpusim.plan import (
     check_run,
     execute,
 )
+from gpusim.schema import schema_text
 from gpusim.store import open_store
 from gpusim.version import __version__
 
@@ -288,7 +288,8 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> None:
-    print(json.dumps(Config.model_json_schema(), indent=2, ensure_ascii=False))
+    """The config's JSON Schema (2020-12, with `$schema` and `$id`) on stdout."""
+    sys.stdout.write(schema_text())
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> None:

@@ -74,14 +74,20 @@ def headline(ds: xr.Dataset, quantiles: tuple[float, ...] = HEADLINE_QUANTILES) 
     return xr.Dataset(out)
 
 
+FINANCE_SCALES = ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k"))
+"""The suffixes finance readers expect: thousand, million, billion, trillion."""
+
+
 def format_value(value: float) -> str:
-    """A compact human-readable number (3 significant figures, SI-ish suffixes for big ones)."""
+    """A number as a finance table shows it: 3 significant figures with k, m, bn or tn
+    (1.23bn, 450m, 12.5k); 1,000tn and up in scientific notation (2.00e+15)."""
     if not np.isfinite(value):
         return str(value)
     magnitude = abs(value)
-    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
-                          (1e3, "k")):
-        if magnitude >= scale:
+    if magnitude >= 1e15:
+        return f"{value:.2e}"
+    for scale, suffix in FINANCE_SCALES:
+        if magnitude >= scale * (1 - 5e-4):  # 999,999 rounds to 1.00m, not 1e+03k
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 

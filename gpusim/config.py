@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from gpusim.errors import InputError
+from gpusim.scenarios import scenario_path
 
 MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES = 16, 32, 32
 """Sizes of the kernel's per-path arrays (kernels/params.cuh; a test checks they agree)."""
@@ -659,8 +660,9 @@ def _list_index(items: list[Any], part: str, item: str, where: str) -> int:
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read, merge (`extends:`), override (`--set`) and validate a scenario config."""
-    raw = apply_overrides(resolve_extends(Path(path)), overrides)
+    """Read, merge (`extends:`), override (`--set`) and validate a scenario config:
+    a YAML file, or a shipped scenario's name (`"base"`, see gpusim.scenarios)."""
+    raw = apply_overrides(resolve_extends(scenario_path(path)), overrides)
     return config_from_dict(raw, source=str(path))
 
 

@@ -41,16 +41,16 @@ def scenario_names() -> list[str]:
 
 
 def scenario_path(config: str | Path) -> Path:
-    """The file a config argument means: an existing path as given, else the shipped
-    scenario of that name; InputError naming the argument and the choices otherwise."""
+    """The file a config argument means: an existing file or anything with a folder in it
+    as given, else the shipped scenario of that name; InputError naming the argument and
+    the choices otherwise."""
     path = Path(config)
-    if path.is_file():
-        return path
     text = str(config)
-    if "/" not in text and "\\" not in text:
-        shipped = configs_dir() / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
-        if shipped.is_file():
-            return shipped
+    if path.is_file() or "/" in text or "\\" in text:
+        return path  # a path: reading it says whether it exists
+    shipped = configs_dir() / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
+    if shipped.is_file():
+        return shipped
     raise InputError(
         f"config {text!r} is neither a file nor a shipped scenario; expected a YAML path or "
         f"one of {', '.join(scenario_names())} (see 'gpusim configs')")

@@ -36,8 +36,11 @@ def config_schema() -> dict[str, Any]:
     return {
         "$schema": DIALECT,
         "$id": f"{SCHEMA_ID}:{__version__}",
-        "title": "gpusim scenario config",
-        "description": full.get("description", ""),
+        "title": "Config",
+        "description": "A gpusim scenario config. " + full.get("description", ""),
+        "type": "object",
+        # the partial properties, which both branches imply, for editors' completion
+        "properties": defs[PARTIAL + "Config"]["properties"],
         "$defs": defs,
         "if": {"type": "object", "required": ["extends"]},
         "then": {"$ref": f"#/$defs/{PARTIAL}Config"},

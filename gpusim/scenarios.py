@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from gpusim.errors import InputError
@@ -23,14 +22,11 @@ LINE = 100
 
 
 def configs_dir() -> Path:
-    """The folder of the shipped configs: the installed `gpusim/configs`, or the
-    checkout's `configs/` (an editable install maps the package onto it)."""
-    try:
-        installed = Path(str(resources.files("gpusim.configs")))
-        if (installed / "base.yaml").is_file():
-            return installed
-    except (ModuleNotFoundError, TypeError):
-        pass
+    """The folder of the shipped configs: `gpusim/configs` in an installed wheel, else the
+    checkout's `configs/` (an editable install or a source tree)."""
+    installed = Path(__file__).resolve().parent / "configs"
+    if (installed / "base.yaml").is_file():
+        return installed
     return Path(__file__).resolve().parents[1] / "configs"
 
 

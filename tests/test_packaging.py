@@ -28,10 +28,10 @@ def dists(tmp_path_factory) -> dict[str, list[str]]:
     if proc.returncode != 0:
         pytest.skip(f"could not build here (no network for the build backend?): "
                     f"{proc.stderr[-400:]}")
-    wheel = zipfile.ZipFile(next(out.glob("*.whl"))).namelist()
+    wheel = next(out.glob("*.whl"))
     with tarfile.open(next(out.glob("*.tar.gz"))) as sdist:
         names = [n.split("/", 1)[1] for n in sdist.getnames() if "/" in n]
-    return {"wheel": wheel, "sdist": names}
+    return {"wheel": zipfile.ZipFile(wheel).namelist(), "sdist": names, "path": wheel}
 
 
 def _files(folder: str) -> list[str]:
@@ -50,6 +50,20 @@ def test_wheel_ships_the_package_kernels_scenarios_and_license(dists):
     for config in [*(p.name for p in (ROOT / "configs").glob("*.yaml")), "gpusim.schema.json"]:
         assert f"gpusim/configs/{config}" in names
     assert any(re.match(r"gpusim-[^/]+\.dist-info/licenses/LICENSE$", n) for n in names)
+
+
+def test_the_installed_wheel_runs_a_shipped_scenario_by_name(dists, tmp_path):
+    """The wheel's own files (not the checkout's) find and load a scenario by name from
+    an unrelated folder; the dependencies come from this environment."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(dists["path"]).extractall(site)
+    code = ("import gpusim, gpusim.scenarios as s; c = gpusim.load_config('token_boom'); "
+            "print(s.configs_dir(), c.name, len(s.scenario_names()))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, check=True, env={"PYTHONPATH": str(site), "PATH": ""})
+    folder, name, count = proc.stdout.split()
+    assert Path(folder) == site / "gpusim" / "configs"
+    assert name == "token_boom" and int(count) == len(list((ROOT / "configs").glob("*.yaml")))
 
 
 def test_sdist_holds_what_its_tests_need(dists):

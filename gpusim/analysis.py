@@ -80,12 +80,13 @@ FINANCE_SCALES = ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k"))
 
 def format_value(value: float) -> str:
     """A number as a finance table shows it: 3 significant figures with k, m, bn or tn
-    (1.23bn, 450m, 12.5k); 1,000tn and up in scientific notation (2.00e+15)."""
+    (1.23bn, 450m, 12.5k); 1,000tn and up in compact scientific notation (2.5e15)."""
     if not np.isfinite(value):
         return str(value)
     magnitude = abs(value)
-    if magnitude >= 1e15:
-        return f"{value:.2e}"
+    if magnitude >= 1e15 * (1 - 5e-4):
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):.3g}e{int(exponent)}"
     for scale, suffix in FINANCE_SCALES:
         if magnitude >= scale * (1 - 5e-4):  # 999,999 rounds to 1.00m, not 1e+03k
             return f"{value / scale:.3g}{suffix}"

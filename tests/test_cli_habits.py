@@ -63,7 +63,7 @@ def test_set_addresses_list_items_by_name_or_index():
 @pytest.mark.parametrize(("value", "text"), [
     (0.0, "0"), (0.1234, "0.123"), (950.0, "950"), (12_500.0, "12.5k"), (999_999.0, "1m"),
     (4.5e8, "450m"), (1.23e9, "1.23bn"), (-3.2e9, "-3.2bn"), (2.1e12, "2.1tn"),
-    (2.0e15, "2.00e+15"), (float("nan"), "nan"),
+    (2.0e15, "2e15"), (3.94e15, "3.94e15"), (-1.2e18, "-1.2e18"), (float("nan"), "nan"),
 ])
 def test_amounts_print_as_finance_readers_expect(value, text):
     assert format_value(value) == text

@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
                         scheduler=args.scheduler)
     cost = check_cost(config, args)
     if not args.quiet:
-        console.print(cost.text(on_gpu=args.device == "gpu"), markup=False, highlight=False)
+        console.print(cost.text(on_gpu=_on_gpu(args.device)), markup=False, highlight=False)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
         try:
@@ -239,6 +239,15 @@ def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
                          f"{format_bytes(cost.store_bytes)}, but only {format_bytes(free)} is "
                          "free there; choose fewer paths, --mode summary or another disk")
     return cost
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether a run of --device will use a GPU (auto: CuPy sees one)."""
+    if device != "auto":
+        return device == "gpu"
+    from gpusim.backends.devices import cupy_or_none
+
+    return cupy_or_none() is not None
 
 
 class PathsPerSecond(ProgressColumn):

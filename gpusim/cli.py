@@ -234,6 +234,8 @@ def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
             "the same default curves, losses, VaR and ES)")
     parent = next(p for p in (args.out.resolve(), *args.out.resolve().parents) if p.exists())
     free = shutil.disk_usage(parent).free
+    if cost.store_bytes > free and args.overwrite and args.out.is_dir():  # it will be replaced
+        free += sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     if not args.resume and cost.store_bytes > free:
         raise InputError(f"--out {str(args.out)!r}: the store would take about "
                          f"{format_bytes(cost.store_bytes)}, but only {format_bytes(free)} is "

@@ -1,10 +1,11 @@
-"""Summaries of a cube: the headline table that `gpusim summary` prints."""
+"""Summaries of a cube or summary store: the headline table that `gpusim summary` prints,
+credit summaries, and the `ds.gpusim` accessor (registered by `import gpusim`, which
+imports this module: keep its imports to numpy and xarray)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -73,14 +74,21 @@ def headline(ds: xr.Dataset, quantiles: tuple[float, ...] = HEADLINE_QUANTILES) 
     return xr.Dataset(out)
 
 
+FINANCE_SCALES = ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k"))
+"""The suffixes finance readers expect: thousand, million, billion, trillion."""
+
+
 def format_value(value: float) -> str:
-    """A compact human-readable number (3 significant figures, SI-ish suffixes for big ones)."""
+    """A number as a finance table shows it: 3 significant figures with k, m, bn or tn
+    (1.23bn, 450m, 12.5k); 1,000tn and up in compact scientific notation (2.5e15)."""
     if not np.isfinite(value):
         return str(value)
     magnitude = abs(value)
-    for scale, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
-                          (1e3, "k")):
-        if magnitude >= scale:
+    if magnitude >= 1e15 * (1 - 5e-4):
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):.3g}e{int(exponent)}"
+    for scale, suffix in FINANCE_SCALES:
+        if magnitude >= scale * (1 - 5e-4):  # 999,999 rounds to 1.00m, not 1e+03k
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 
@@ -97,6 +105,20 @@ def default_curve(ds: xr.Dataset) -> xr.DataArray:
     return defaulted.mean("path").transpose("month", "firm").rename(
         "default_probability").assign_attrs(units="1",
                                             long_name="cumulative probability of default")
+
+
+def default_dates(ds: xr.Dataset) -> xr.DataArray:
+    """Each path's default month per firm as a date (the month's first day), NaT where the
+    firm does not default: `default_month` is stored as an index into `month` because
+    CF time units cannot count calendar months."""
+    index = ds["default_month"]
+    months = ds["month"].values
+    dates = xr.apply_ufunc(
+        lambda i: np.where(i >= 0, months[np.clip(i, 0, len(months) - 1)],
+                           np.datetime64("NaT", "ns")),
+        index, dask="parallelized", output_dtypes=[months.dtype])
+    return dates.rename("default_date").assign_attrs(
+        long_name="first day of the month of the firm's default (NaT: none)")
 
 
 def ltv_breach_curve(ds: xr.Dataset) -> xr.DataArray:
@@ -120,6 +142,8 @@ def _largest(ds: xr.Dataset, k: int) -> Any:
 
     Lazy on a dask-backed store: `dask.array.topk` keeps only the k largest per chunk,
     so memory is bounded by the tail, not by the path count."""
+    import dask.array as da  # loaded with the first lazy store, not with `import gpusim`
+
     losses = ds["loss_total"].transpose("facility", "path").data
     if isinstance(losses, da.Array):
         return da.topk(losses, k, axis=1)
@@ -187,6 +211,10 @@ class GpusimAccessor:
     def default_curve(self) -> xr.DataArray:
         """Cumulative default probability by month and firm."""
         return default_curve(self._ds)
+
+    def default_dates(self) -> xr.DataArray:
+        """Each path's default month per firm as a date (NaT: no default)."""
+        return default_dates(self._ds)
 
     def ltv_breach_curve(self) -> xr.DataArray:
         """Probability of an LTV breach by month and firm."""

@@ -1,4 +1,4 @@
-"""The `gpusim` command line: run, summary, validate, schema, info.
+"""The `gpusim` command line: run, summary, report, configs, validate, schema, info, bench.
 
 Exit codes: 0 success; 2 bad input (a config, an argument, a path), reported as one short
 paragraph without a traceback and before anything is written; 1 anything else.
@@ -8,10 +8,10 @@ Set GPUSIM_DEBUG=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -35,6 +35,7 @@ from rich.text import Text
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
 from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.errors import InputError
+from gpusim.estimate import CUBE_LIMIT_BYTES, Estimate, estimate, format_bytes
 from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
     GPU_BLOCK_PATHS,
@@ -42,6 +43,8 @@ from gpusim.plan import (
     check_run,
     execute,
 )
+from gpusim.scenarios import configs_dir, copy_scenario, scenario_path, scenarios
+from gpusim.schema import schema_text
 from gpusim.store import open_store
 from gpusim.version import __version__
 
@@ -101,13 +104,19 @@ def seed(text: str) -> int:
     return value
 
 
+CONFIG_HELP = "a scenario: a YAML file, or a shipped scenario's name (see 'gpusim configs')"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gpusim", description=__doc__.splitlines()[0])
+    """Every subcommand and option; `gpusim --help` lists the subcommands."""
+    parser = _Parser(prog="gpusim", description=__doc__.splitlines()[0],
+                     epilog="'gpusim COMMAND --help' shows a command's options")
     parser.add_argument("--version", action="version", version=f"gpusim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                title="commands", metavar="COMMAND")
 
     p = sub.add_parser("run", help="simulate a scenario and write a zarr store")
-    p.add_argument("config", type=Path, help="scenario YAML (e.g. configs/base.yaml)")
+    p.add_argument("config", help=CONFIG_HELP + ", e.g. base or configs/base.yaml")
     p.add_argument("--paths", type=count, default=10_000, help="number of paths (default 10000)")
     p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
@@ -121,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same config, seed and mode")
-    p.add_argument("--mode", default="cube", choices=["cube", "summary"],
-                   help="cube: every path and month; summary: quantile sketches per month "
-                        "plus exact default months and losses (default cube)")
+    p.add_argument("--mode", default="summary", choices=["cube", "summary"],
+                   help="summary (default): quantile sketches per month plus exact default "
+                        "months and losses, a few MB; cube: every path and month, for "
+                        "drill-down (~9 kB a path for the base scenario)")
+    p.add_argument("--allow-large-cube", action="store_true",
+                   help=f"write a cube estimated above {format_bytes(CUBE_LIMIT_BYTES)}")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
                         "when CuPy and a device are present, else numpy")
@@ -139,10 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the headline quantiles of a store")
     p.add_argument("store", type=Path)
 
-    p = sub.add_parser("validate", help="check a config and print it resolved")
-    p.add_argument("config", type=Path)
+    p = sub.add_parser("validate", help="check a config (and print it resolved)")
+    p.add_argument("config", help=CONFIG_HELP)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--print", dest="show", action="store_true", help="print the resolved YAML")
+    p.add_argument("--print", dest="show", action="store_true",
+                   help="print the resolved YAML to stdout (the note goes to stderr), so "
+                        "the output is itself a valid config")
+
+    p = sub.add_parser("configs", help="list the shipped scenarios, or copy one out to edit")
+    p.add_argument("--copy", metavar="NAME", default=None,
+                   help="copy scenario NAME (with the configs it extends and the schema) "
+                        "into --to")
+    p.add_argument("--to", type=Path, default=Path("."), metavar="DIR",
+                   help="folder to copy into (default: the current folder)")
 
     p = sub.add_parser("report", help="write an HTML report (figures and credit tables)")
     p.add_argument("store", type=Path, help="a store written by gpusim run")
@@ -173,13 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> None:
-    config = load_config(args.config, args.overrides)
+    """Check everything, say what the run will cost, run it, print its summary."""
+    path = scenario_path(args.config)
+    config = load_config(path, args.overrides)
     request = check_run(config, args.out, paths=args.paths, seed=args.seed,
                         block_paths=args.block_paths, overwrite=args.overwrite,
                         device=args.device, mode=args.mode, resume=args.resume,
-                        source=config_source(args.config, args.overrides),
+                        source=config_source(path, args.overrides),
                         workers=args.workers, cuda_workers=args.cuda_workers,
                         scheduler=args.scheduler)
+    cost = check_cost(config, args)
+    if not args.quiet:
+        console.print(cost.text(on_gpu=_on_gpu(args.device)), markup=False, highlight=False)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
         try:
@@ -192,6 +218,38 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
         ds = open_store(out)
         print_summary(ds, console)
         print_credit_summary(ds, console)
+
+
+def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
+    """The run's estimated cost; InputError for a cube above the limit without
+    --allow-large-cube, or a store that would not fit on the disk."""
+    cost = estimate(config, args.paths, args.mode)
+    if args.mode == "cube" and cost.store_bytes > CUBE_LIMIT_BYTES and not args.allow_large_cube:
+        summary = estimate(config, args.paths, "summary").store_bytes
+        raise InputError(
+            f"--mode cube --paths {args.paths}: the cube would take about "
+            f"{format_bytes(cost.store_bytes)} on disk, above the "
+            f"{format_bytes(CUBE_LIMIT_BYTES)} limit; pass --allow-large-cube to write it, "
+            f"or use --mode summary (about {format_bytes(summary)}, "
+            "the same default curves, losses, VaR and ES)")
+    parent = next(p for p in (args.out.resolve(), *args.out.resolve().parents) if p.exists())
+    free = shutil.disk_usage(parent).free
+    if cost.store_bytes > free and args.overwrite and args.out.is_dir():  # it will be replaced
+        free += sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    if not args.resume and cost.store_bytes > free:
+        raise InputError(f"--out {str(args.out)!r}: the store would take about "
+                         f"{format_bytes(cost.store_bytes)}, but only {format_bytes(free)} is "
+                         "free there; choose fewer paths, --mode summary or another disk")
+    return cost
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether a run of --device will use a GPU (auto: CuPy sees one)."""
+    if device != "auto":
+        return device == "gpu"
+    from gpusim.backends.devices import cupy_or_none
+
+    return cupy_or_none() is not None
 
 
 class PathsPerSecond(ProgressColumn):
@@ -280,21 +338,40 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> None:
-    config = load_config(args.config, args.overrides)
+    """Validate a config; with --print, the resolved YAML alone on stdout."""
+    config = load_config(scenario_path(args.config), args.overrides)
+    note = (f"{args.config}: valid ({config.name}, {config.horizon_months} months from "
+            f"{config.start})")
     if args.show:
-        console.print(config_to_yaml(config), markup=False, highlight=False)
-    console.print(f"{args.config}: valid ({config.name}, {config.horizon_months} months from "
-                  f"{config.start})")
+        sys.stdout.write(config_to_yaml(config))
+        Console(stderr=True).print(note, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+
+
+def cmd_configs(args: argparse.Namespace, console: Console) -> None:
+    """List the shipped scenarios with their one-line descriptions, or copy one out."""
+    if args.copy is not None:
+        for path in copy_scenario(args.copy, args.to):
+            console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"shipped scenarios ({configs_dir()})", title_justify="left")
+    for column in ("name", "extends", "description"):
+        table.add_column(column, no_wrap=column != "description")
+    for s in scenarios():
+        table.add_row(s.name, (s.extends or "").removesuffix(".yaml"), s.description)
+    console.print(table)
+    console.print("run one: gpusim run NAME --out runs/NAME.zarr; copy one to edit: "
+                  "gpusim configs --copy NAME [--to DIR]", markup=False, highlight=False)
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> None:
-    print(json.dumps(Config.model_json_schema(), indent=2, ensure_ascii=False))
+    """The config's JSON Schema (2020-12, with `$schema` and `$id`) on stdout."""
+    sys.stdout.write(schema_text())
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> None:
     """Versions, devices, driver and CUDA versions, and whether the kernels compile."""
-    import shutil
-
     import dask
     import numpy
     import xarray
@@ -346,8 +423,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
 
 
 COMMANDS = {"run": cmd_run, "summary": cmd_summary, "report": cmd_report,
-            "validate": cmd_validate, "schema": cmd_schema, "info": cmd_info,
-            "bench": cmd_bench}
+            "configs": cmd_configs, "validate": cmd_validate, "schema": cmd_schema,
+            "info": cmd_info, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from gpusim.errors import InputError
+from gpusim.scenarios import scenario_path
 
 MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES, MAX_LAG = 16, 32, 32, 60
 """Sizes of the kernel's per-path arrays (kernels/params.cuh; a test checks they agree)."""
@@ -609,7 +610,8 @@ def resolve_extends(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply `dotted.key=value` overrides (value parsed as YAML) to a raw config mapping.
 
-    List items are addressed by index (`market.price.launches.0.log_impact=0.2`).
+    List items are addressed by index or by name (`market.price.launches.0.log_impact=0.2`,
+    `firms.miner.facilities.term_loan.rate=0.12`).
     """
     data = deep_merge({}, data)
     for item in overrides:
@@ -625,12 +627,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise InputError(
-                        f"--set {item!r}: {'.'.join(parts[:depth]) or 'config'} is a list of "
-                        f"{len(node)} items; expected an index 0..{len(node) - 1}, got {part!r}"
-                    )
-                index = int(part)
+                index = _list_index(node, part, item, ".".join(parts[:depth]) or "config")
                 if last:
                     node[index] = value
                 else:
@@ -649,9 +646,23 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
+def _list_index(items: list[Any], part: str, item: str, where: str) -> int:
+    """The index `part` means in a list of --set: a position, or the `name:` of an item
+    (firms, facilities, contracts, launches all have one)."""
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    names = [x.get("name") for x in items if isinstance(x, dict)]
+    if part in names:
+        return names.index(part)
+    named = f" or a name ({', '.join(map(str, names))})" if any(names) else ""
+    raise InputError(f"--set {item!r}: {where} is a list of {len(items)} items; expected an "
+                     f"index 0..{len(items) - 1}{named}, got {part!r}")
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read, merge (`extends:`), override (`--set`) and validate a scenario config."""
-    raw = apply_overrides(resolve_extends(Path(path)), overrides)
+    """Read, merge (`extends:`), override (`--set`) and validate a scenario config:
+    a YAML file, or a shipped scenario's name (`"base"`, see gpusim.scenarios)."""
+    raw = apply_overrides(resolve_extends(scenario_path(path)), overrides)
     return config_from_dict(raw, source=str(path))
 
 

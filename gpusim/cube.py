@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 import numpy as np
@@ -22,10 +23,20 @@ def month_coordinate(config: Config) -> np.ndarray:
     return (first + np.arange(config.horizon_months)).astype("datetime64[ns]")
 
 
+CONVENTIONS = "CF-1.11"
+"""The CF version the stores follow (docs/conventions.md: what is CF, what is gpusim's)."""
+
+
 def provenance(config: Config, seed: int, paths: int, device: str) -> dict[str, Any]:
-    """Dataset attributes that say where the numbers came from."""
+    """Dataset attributes that say where the numbers came from: CF's `Conventions`,
+    `title`, `source` and `history` (one line: UTC time, what ran), then gpusim's own."""
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return {
+        "Conventions": CONVENTIONS,
         "title": f"gpusim scenario {config.name}",
+        "source": f"gpusim {__version__} Monte Carlo simulation (docs/model.md)",
+        "history": f"{now}: gpusim {__version__} simulated {int(paths)} paths of scenario "
+                   f"{config.name} with seed {int(seed)}" + (f" on {device}" if device else ""),
         "scenario": config.name,
         "config": config_to_yaml(config),
         "seed": int(seed),
@@ -42,7 +53,8 @@ def cube_coords(config: Config, paths: np.ndarray) -> dict[str, Any]:
     """Coordinates: path indices, month dates, firm and facility names."""
     coords: dict[str, Any] = {
         "path": ("path", paths, {"long_name": "path index"}),
-        "month": ("month", month_coordinate(config), {"long_name": "first day of the month"}),
+        "month": ("month", month_coordinate(config), {
+            "long_name": "first day of the month", "standard_name": "time", "axis": "T"}),
     }
     if config.firms:
         order = facility_order(config)
@@ -55,7 +67,10 @@ def cube_coords(config: Config, paths: np.ndarray) -> dict[str, Any]:
 
 
 def _strings(values: Any) -> np.ndarray:
-    """Names as variable-length strings (zarr v3 has a stable spec for those only)."""
+    """Names as variable-length UTF-8 strings: zarr v3's registered `string` data type
+    (vlen-utf8 codec), which zarr-python, zarrs, zarrita.js and GDAL read; numpy's
+    fixed-width `<U` would become `fixed_length_utf32`, which fewer readers know (see
+    docs/conventions.md)."""
     return np.array(list(values), dtype=object)
 
 

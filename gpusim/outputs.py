@@ -11,10 +11,12 @@ the arithmetic that computes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gpusim import sketch
-from gpusim.config import Config
+
+if TYPE_CHECKING:  # annotations only: the accessor imports this module, not pydantic
+    from gpusim.config import Config
 
 Group = Literal["market", "firm", "facility", "path_firm", "path_facility"]
 """What a variable is indexed by: monthly market, firm or facility values, or one value per
@@ -61,11 +63,20 @@ class Output:
         return {"real": real, "flag": "int8", "month": "int32"}[self.kind]
 
     def attrs(self) -> dict[str, Any]:
-        """The cube variable's attributes."""
+        """The cube variable's attributes, CF-1.11: `units` (UDUNITS where one exists, see
+        docs/conventions.md for currency and GPU units), `long_name`, and for a 0/1 flag
+        `flag_values` with `flag_meanings`."""
         attrs: dict[str, Any] = {"units": self.units, "long_name": self.long_name}
         if self.flag_meanings is not None:
             attrs |= {"flag_values": [0, 1], "flag_meanings": self.flag_meanings}
+        if self.kind == "month":
+            attrs["comment"] = MONTH_INDEX_COMMENT
         return attrs
+
+
+MONTH_INDEX_COMMENT = ("index into the month coordinate (0: the start month); -1: none. "
+                       "ds.gpusim.default_dates() gives it as dates (NaT: none)")
+"""CF has no unit for an index into another coordinate, so its meaning is spelled out."""
 
 
 OUTPUTS: tuple[Output, ...] = (
@@ -88,9 +99,9 @@ OUTPUTS: tuple[Output, ...] = (
     Output("debt", "firm", "USD", "outstanding balance of all facilities"),
     Output("ltv", "firm", "1", "pledged balance / pledged collateral value, as tested"),
     Output("ltv_breach", "firm", "1", "1 if any facility's LTV test failed this month", "flag",
-           "count", ("ltv_breach_count", "paths with an LTV breach")),
+           "count", ("ltv_breach_count", "paths with an LTV breach"), "no_breach breach"),
     Output("defaulted", "firm", "1", "1 from the month the firm defaulted on", "flag",
-           "implied"),
+           "implied", flag_meanings="performing defaulted"),
     # facilities, per (path, month, facility): FacilityOutput order
     Output("balance", "facility", "USD", "facility balance at the end of the month"),
     Output("loss", "facility", "USD", "facility's lender loss to date (cumulative)"),
@@ -160,13 +171,13 @@ def summary_variables(config: Config) -> dict[str, tuple[tuple[str, ...], str, d
         elif o.summary == "sketch":
             out[sketch_name(name)] = (
                 (*o.dims[1:], "bucket"), "int64",
-                {"units": "paths", "long_name": f"quantile sketch of {name} "
+                {"units": "1", "long_name": f"quantile sketch of {name} "
                  f"({o.units}): paths per bucket", "sketched_units": o.units})
     for name in output_names(config):  # the counts last
         o = BY_NAME[name]
         if o.summary == "count":
             count, long_name = o.count
-            out[count] = (o.dims[1:], "int64", {"units": "paths", "long_name": long_name})
+            out[count] = (o.dims[1:], "int64", {"units": "1", "long_name": long_name})
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,3 +32,8 @@ def small_yaml(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(SMALL, sort_keys=False))
     return path
+
+
+# A local dask cluster serves its dashboard on a free port in the tests (never dask's
+# usual 8787, which parallel tests, or another session on the machine, may hold).
+os.environ["GPUSIM_DASHBOARD"] = ":0"

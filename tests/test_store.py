@@ -15,6 +15,7 @@ from gpusim.cli import main
 from gpusim.outputs import MARKET as MARKET_OUTPUTS
 
 RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given",
+                "history",
                 "backend",
                 "device"}
 """Attributes that say how a run went, not what it computed."""
@@ -39,9 +40,9 @@ def small_path(small_yaml):
 def test_block_size_does_not_change_a_single_bit(small_path, tmp_path):
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     assert main(["run", small_path, "--paths", "9000", "--seed", "4", "--block-paths", "1000",
-                 "--out", str(a), "--quiet"]) == 0
+                 "--out", str(a), "--quiet", "--mode", "cube"]) == 0
     assert main(["run", small_path, "--paths", "9000", "--seed", "4", "--block-paths", "4096",
-                 "--out", str(b), "--quiet"]) == 0
+                 "--out", str(b), "--quiet", "--mode", "cube"]) == 0
     ds_a, ds_b = xr.open_zarr(a), xr.open_zarr(b)
     assert ds_a.rental_price.encoding["chunks"] == (1000, 24)
     assert ds_b.rental_price.encoding["chunks"] == (4096, 24)

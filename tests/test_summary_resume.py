@@ -150,8 +150,8 @@ def test_resume_refuses_a_different_run(tmp_path, capsys):
     assert main([*base, "--seed", "1"]) == 0
     assert main([*base, "--seed", "2", "--resume"]) == 2
     assert "seed: store has 1, this run 2" in capsys.readouterr().err
-    assert main([*base, "--seed", "1", "--mode", "summary", "--resume"]) == 2
-    assert "mode: store has 'cube', this run 'summary'" in capsys.readouterr().err
+    assert main([*base, "--seed", "1", "--mode", "cube", "--resume"]) == 2
+    assert "mode: store has 'summary', this run 'cube'" in capsys.readouterr().err
     assert main([*base, "--seed", "1", "--set", "market.price.initial=2.1", "--resume"]) == 2
     assert "config: store has" in capsys.readouterr().err
     zarr.open_group(out, mode="r+").attrs["backend"] = "gpu"  # as if begun on a GPU

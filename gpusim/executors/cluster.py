@@ -11,6 +11,7 @@ idempotent and a block is recorded only once its task has returned.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
                          f"distributed ({err})") from None
     if scheduler is not None:
         with Client(scheduler) as client:
+            announce_dashboard(client)
             yield client
         return
     if cuda_workers:
@@ -69,12 +71,34 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
         except ImportError:
             raise InputError("--cuda-workers needs dask-cuda on a GPU machine: pip install "
                              "'gpusim[cuda12]' (or cuda13)") from None
-        cluster = LocalCUDACluster()
+        cluster = LocalCUDACluster(dashboard_address=dashboard_address())
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=dashboard_address())
     with cluster, Client(cluster) as client:
+        announce_dashboard(client)
         yield client
+
+
+def dashboard_address() -> str:
+    """Where a local cluster serves its dashboard: $GPUSIM_DASHBOARD, else dask's usual
+    ':8787' (dask moves to a free port, and says so, when that one is taken; the tests set
+    ':0', a free port each time, so parallel tests never clash)."""
+    return os.environ.get("GPUSIM_DASHBOARD", ":8787")
+
+
+def announce_dashboard(client: Any) -> None:
+    """Print the cluster's dashboard link on stderr (where the run's notes go)."""
+    link = client.dashboard_link if "dashboard" in _services(client) else None
+    print(f"dask dashboard: {link}" if link else "dask dashboard: not served (pip install "
+          "bokeh to see one)", file=sys.stderr, flush=True)
+
+
+def _services(client: Any) -> dict[str, Any]:
+    try:
+        return client.scheduler_info().get("services", {})
+    except Exception:  # noqa: BLE001 - a scheduler that does not say: no link
+        return {}
 
 
 @lru_cache(maxsize=4)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
-from gpusim import sketch
+from gpusim import sketch, uncertainty
 from gpusim.outputs import BY_NAME, sketch_name
+from gpusim.uncertainty import is_summary
+from gpusim.uncertainty import largest as _largest
 
 HEADLINE_VARIABLES = ("rental_price", "collateral_value", "utilization", "token_demand")
 HEADLINE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -21,11 +22,6 @@ def headline_months(ds: xr.Dataset) -> list[int]:
     """Month indices 12, 36 (where the run reaches them) and the last one."""
     last = ds.sizes["month"] - 1
     return sorted({m for m in HEADLINE_MONTHS if m < last} | {last})
-
-
-def is_summary(ds: xr.Dataset) -> bool:
-    """Whether `ds` is a summary store (sketches) rather than a cube (every path)."""
-    return ds.attrs.get("mode") == "summary"
 
 
 def fan(ds: xr.Dataset, variable: str,
@@ -55,6 +51,15 @@ def fan(ds: xr.Dataset, variable: str,
     if values.chunks is not None:  # all paths of one month at a time
         values = values.chunk({"path": -1, "month": 1})
     return values.quantile(q, dim="path").assign_attrs(ds[variable].attrs)
+
+
+def fan_with_errors(ds: xr.Dataset, variable: str,
+                    quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.Dataset:
+    """`fan` with each quantile's 95% interval: a Dataset of `value`, `ci_low`, `ci_high`
+    (quantile, month[, entity]) in the variable's units."""
+    value = fan(ds, variable, quantiles)
+    bounds = uncertainty.quantile_bounds(ds, variable, quantiles)
+    return bounds.assign(value=value).assign_attrs(value.attrs, **bounds.attrs)
 
 
 def headline(ds: xr.Dataset, quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.Dataset:
@@ -115,17 +120,6 @@ def expected_loss(ds: xr.Dataset) -> xr.DataArray:
         units="USD", long_name="expected loss over the run")
 
 
-def _largest(ds: xr.Dataset, k: int) -> Any:
-    """The k largest losses over the run per facility, largest first (facility, k).
-
-    Lazy on a dask-backed store: `dask.array.topk` keeps only the k largest per chunk,
-    so memory is bounded by the tail, not by the path count."""
-    losses = ds["loss_total"].transpose("facility", "path").data
-    if isinstance(losses, da.Array):
-        return da.topk(losses, k, axis=1)
-    return -np.sort(-np.asarray(losses), axis=1)[:, :k]
-
-
 def _per_facility(ds: xr.Dataset, values: Any, name: str, long_name: str) -> xr.DataArray:
     coords = {key: c for key, c in ds["loss_total"].coords.items() if c.dims == ("facility",)}
     return xr.DataArray(values, coords=coords, dims=["facility"], name=name,
@@ -184,29 +178,49 @@ class GpusimAccessor:
     def mode(self) -> str:
         return "summary" if is_summary(self._ds) else "cube"
 
-    def default_curve(self) -> xr.DataArray:
-        """Cumulative default probability by month and firm."""
+    def default_curve(self, errors: bool = False, marginal: bool = False
+                      ) -> xr.DataArray | xr.Dataset:
+        """Cumulative (or, with `marginal`, in-month) default probability by month and
+        firm; with `errors`, a Dataset of `value`, `se`, `ci_low`, `ci_high` (Wilson 95%)."""
+        if errors or marginal:
+            out = uncertainty.default_probability(self._ds, marginal=marginal)
+            return out if errors else out["value"]
         return default_curve(self._ds)
 
-    def ltv_breach_curve(self) -> xr.DataArray:
-        """Probability of an LTV breach by month and firm."""
+    def ltv_breach_curve(self, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Probability of an LTV breach by month and firm (`errors`: with se and Wilson
+        95% interval)."""
+        if errors:
+            return uncertainty.ltv_breach_probability(self._ds)
         return ltv_breach_curve(self._ds)
 
-    def expected_loss(self) -> xr.DataArray:
-        """Mean lender loss over the run, per facility [USD]."""
+    def expected_loss(self, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Mean lender loss over the run, per facility [USD] (`errors`: with its se)."""
+        if errors:
+            return uncertainty.expected_loss(self._ds)
         return expected_loss(self._ds)
 
-    def var(self, q: float = 0.99) -> xr.DataArray:
-        """Value at risk: the q-quantile of the loss over the run, per facility [USD]."""
+    def var(self, q: float = 0.99, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Value at risk: the q-quantile of the loss over the run, per facility [USD]
+        (`errors`: with its order-statistic 95% interval)."""
+        if errors:
+            return uncertainty.value_at_risk(self._ds, q)
         return value_at_risk(self._ds, q)
 
-    def es(self, q: float = 0.975) -> xr.DataArray:
-        """Expected shortfall: the mean of the worst (1 − q) losses, per facility [USD]."""
+    def es(self, q: float = 0.975, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Expected shortfall: the mean of the worst (1 − q) losses, per facility [USD]
+        (`errors`: with its asymptotic se and 95% interval)."""
+        if errors:
+            return uncertainty.expected_shortfall(self._ds, q)
         return expected_shortfall(self._ds, q)
 
-    def fan(self, variable: str,
-            quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.DataArray:
-        """Quantiles over paths of a monthly variable, by month (fan chart data)."""
+    def fan(self, variable: str, quantiles: tuple[float, ...] = HEADLINE_QUANTILES,
+            errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Quantiles over paths of a monthly variable, by month (fan chart data); with
+        `errors`, a Dataset of `value`, `ci_low`, `ci_high` (order-statistic 95% interval,
+        widened by the sketch's accuracy on a summary store)."""
+        if errors:
+            return fan_with_errors(self._ds, variable, quantiles)
         return fan(self._ds, variable, quantiles)
 
     def credit_summary(self) -> xr.Dataset:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from gpusim import analysis
+from gpusim import analysis, results, uncertainty
 from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
 from gpusim.outputs import BY_NAME
+from gpusim.results import percent, usd
 
 FAN_VARIABLES = {"rental_price": "linear", "collateral_value": "linear",
                  "token_demand": "log", "utilization": "linear"}
@@ -62,12 +64,24 @@ def write_report(ds: xr.Dataset, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = market_plots(ds, out_dir)
     credit = None
+    doc = results.summary_document(ds)
     if "firm" in ds.dims:
         credit = analysis.credit_summary(ds)
         plots += credit_plots(ds, credit, out_dir)
+    tables = write_tables(doc, out_dir)
     index = out_dir / "index.html"
-    index.write_text(index_html(ds, plots, credit), encoding="utf-8")
+    index.write_text(index_html(ds, plots, doc, tables), encoding="utf-8")
     return index
+
+
+def write_tables(doc: dict, out_dir: Path) -> list[str]:
+    """The report's numbers as tidy CSV files beside the HTML (`table_<name>.csv`, the
+    columns of gpusim.results.CSV_COLUMNS); returns their file names."""
+    files = []
+    for name, text in results.csv_tables(doc).items():
+        (out_dir / f"table_{name}.csv").write_text(text, encoding="utf-8")
+        files.append(f"table_{name}.csv")
+    return files
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -152,15 +166,16 @@ def _sketch_note(fan: xr.DataArray) -> str:
 
 def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot]:
     """Default and LTV-breach curves per firm, and a loss histogram per facility."""
+    band = f"; bands: Wilson {uncertainty.LEVEL:.0%} intervals"
     plots = [
-        Plot("Credit", save(curve_figure(credit.default_probability,
+        Plot("Credit", save(curve_figure(uncertainty.default_probability(ds).compute(),
                                          "cumulative probability of default",
                                          "P(default by month)"), out_dir, "default_curve.png"),
-             "cumulative default probability per firm"),
-        Plot("Credit", save(curve_figure(credit.ltv_breach_probability,
+             "cumulative default probability per firm" + band),
+        Plot("Credit", save(curve_figure(uncertainty.ltv_breach_probability(ds).compute(),
                                          "probability of an LTV breach in the month",
                                          "P(LTV breach)"), out_dir, "ltv_breach.png"),
-             "monthly LTV-breach probability per firm"),
+             "monthly LTV-breach probability per firm" + band),
     ]
     losses = ds["loss_total"].transpose("facility", "path").values
     firms = ds["facility_firm"].values
@@ -171,11 +186,16 @@ def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot
     return plots
 
 
-def curve_figure(curve: xr.DataArray, title: str, ylabel: str) -> Figure:
-    """One line per firm of a (month, firm) probability curve."""
+def curve_figure(curve: xr.Dataset, title: str, ylabel: str) -> Figure:
+    """One line per firm of a (month, firm) probability curve (`value`), over a band from
+    its `ci_low` to its `ci_high`."""
     fig, ax = new_figure()
+    months = curve["month"].values
     for firm in curve["firm"].values:
-        ax.plot(curve["month"].values, curve.sel(firm=firm).values, lw=2, label=str(firm))
+        one = curve.sel(firm=firm)
+        line, = ax.plot(months, one["value"].values, lw=2, label=str(firm))
+        ax.fill_between(months, one["ci_low"].values, one["ci_high"].values,
+                        color=line.get_color(), alpha=0.2, lw=0)
     share_axis(ax, ylabel)
     ax.set_title(title)
     date_axis(ax)
@@ -251,14 +271,17 @@ pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem
 """
 
 
-def index_html(ds: xr.Dataset, plots: list[Plot], credit: xr.Dataset | None) -> str:
-    """The report page: provenance, headline credit tables, figures by section."""
+def index_html(ds: xr.Dataset, plots: list[Plot], doc: dict, tables: list[str]) -> str:
+    """The report page: provenance, headline credit tables (from the results document
+    `doc`, with their errors), links to the CSV `tables`, figures by section."""
     scenario = html.escape(str(ds.attrs.get("scenario", "")))
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
              f"<title>gpusim report: {scenario}</title><style>{CSS}</style></head><body>",
              f"<h1>gpusim report: {scenario}</h1>", provenance_html(ds)]
-    if credit is not None:
-        parts.append(credit_html(ds, credit))
+    if "firms" in doc:
+        parts.append(credit_html(ds, doc))
+    parts.append("<p>These numbers as CSV: " + ", ".join(
+        f"<a href='{html.escape(t)}'>{html.escape(t)}</a>" for t in tables) + "</p>")
     for section in dict.fromkeys(p.section for p in plots):
         parts.append(f"<h2>{section}</h2>")
         parts += [figure_html(p) for p in plots if p.section == section]
@@ -295,36 +318,46 @@ CREDIT_NOTE = (
     "<p>PD: share of paths on which the firm has defaulted by that month. Losses are the "
     f"lender's over the whole run: expected loss (mean over paths), VaR {VAR_Q:.0%} (the loss "
     f"exceeded on {1 - VAR_Q:.0%} of paths) and ES {ES_Q:.1%} (the mean of the worst "
-    f"{1 - ES_Q:.1%}).</p>")
+    f"{1 - ES_Q:.1%}). Brackets: {uncertainty.LEVEL:.0%} intervals of the Monte Carlo "
+    "error (Wilson for probabilities, order statistics for VaR, the tail mean's asymptotic "
+    "standard error for ES); ±: the standard error.</p>")
 
 
-def credit_html(ds: xr.Dataset, credit: xr.Dataset) -> str:
+def credit_html(ds: xr.Dataset, doc: dict) -> str:
     """Headline credit numbers: PDs by firm at the headline months, losses by facility."""
-    return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, credit)
-            + loss_table(ds, credit))
+    return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, doc)
+            + loss_table(doc))
 
 
-def firm_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
-    """PD at months 12, 36 and the last, and the worst monthly LTV-breach probability."""
+def interval(entry: dict, fmt: Callable[[float], str]) -> str:
+    """"value [low, high]" of a results entry (see gpusim.results.estimate)."""
+    low, high = entry["ci"]
+    return f"{fmt(entry['value'])} [{fmt(low)}, {fmt(high)}]"
+
+
+def firm_table(ds: xr.Dataset, doc: dict) -> str:
+    """PD at months 12, 36 and the last, and the worst monthly LTV-breach probability,
+    each with its Wilson 95% interval."""
     months = headline_months(ds)
     header = ["firm", *(f"PD by {str(ds['month'].values[m])[:7]}" for m in months),
               "max monthly P(LTV breach)"]
     rows = []
-    for firm in credit["firm"].values:
-        pd = credit.default_probability.sel(firm=firm).values
-        breach = credit.ltv_breach_probability.sel(firm=firm).values.max()
-        rows.append([str(firm), *(f"{pd[m]:.1%}" for m in months), f"{breach:.1%}"])
+    for firm in doc["firms"]:
+        worst = max(firm["ltv_breach"], key=lambda p: p["value"] or 0.0)
+        rows.append([firm["name"], *(interval(firm["pd"][m], percent) for m in months),
+                     interval(worst, percent)])
     return table_html(header, rows)
 
 
-def loss_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
-    """Expected loss, VaR and ES of each facility, in USD."""
+def loss_table(doc: dict) -> str:
+    """Expected loss (± its standard error), VaR and ES of each facility with their 95%
+    intervals, in USD."""
     header = ["facility", "firm", "expected loss [USD]", f"VaR {VAR_Q:.0%} [USD]",
               f"ES {ES_Q:.1%} [USD]"]
-    columns = ("expected_loss", "value_at_risk_99", "expected_shortfall_97_5")
-    firms = ds["facility_firm"].values
-    rows = [[str(name), str(firms[i]), *(format_value(float(credit[c][i])) for c in columns)]
-            for i, name in enumerate(credit["facility"].values)]
+    rows = [[f["name"], f["firm"],
+             f"{usd(f['expected_loss']['value'])} ± {usd(f['expected_loss']['se'])}",
+             interval(f["var_99"], usd), interval(f["es_975"], usd)]
+            for f in doc["facilities"]]
     return table_html(header, rows, numeric_from=2)
 
 

@@ -32,6 +32,7 @@ from rich.progress import (
 from rich.text import Text
 
 from gpusim.analysis import headline_months
+from gpusim.compare import compare
 from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.errors import InputError
 from gpusim.plan import (
@@ -43,7 +44,7 @@ from gpusim.plan import (
 )
 from gpusim.results import rows, summary_document, to_csv
 from gpusim.store import open_store
-from gpusim.tables import print_credit, print_market
+from gpusim.tables import print_compare, print_credit, print_market
 from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -143,13 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table (default): rich tables; json: the document of "
                         "docs/results.md; csv: the same numbers as tidy rows")
 
+    p = sub.add_parser("compare", help="headline numbers of stores side by side, with the "
+                       "differences against the first and their standard errors")
+    p.add_argument("stores", type=Path, nargs="+", metavar="STORE",
+                   help="two or more stores; the first is the baseline")
+    p.add_argument("--format", default="table", choices=["table", "json"],
+                   help="table (default) or json (schema gpusim.compare/1)")
+
     p = sub.add_parser("validate", help="check a config and print it resolved")
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--print", dest="show", action="store_true", help="print the resolved YAML")
 
     p = sub.add_parser("report", help="write an HTML report (figures and credit tables)")
-    p.add_argument("store", type=Path, help="a store written by gpusim run")
+    p.add_argument("stores", type=Path, nargs="+", metavar="STORE",
+                   help="a store written by gpusim run; more stores add figures overlaying "
+                        "their default and LTV-breach curves on the first's")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for index.html and the PNG figures")
     p.add_argument("--overwrite", action="store_true",
@@ -239,6 +249,25 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
         print_credit(doc, headline_months(ds), console)
 
 
+def store_labels(paths: Sequence[Path]) -> list[str]:
+    """Short names for stores: their file names, or the paths given when names repeat."""
+    names = [p.name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    """Compare stores against the first: paired when they share seed and paths."""
+    if len(args.stores) < 2:
+        raise InputError(f"compare: got {len(args.stores)} store ({args.stores[0]}); expected "
+                         "two or more, the first being the baseline")
+    stores = [open_store(path) for path in args.stores]  # each checked before any work
+    doc = compare(stores, store_labels(args.stores))
+    if args.format == "json":
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print_compare(doc, console)
+
+
 def cmd_report(args: argparse.Namespace, console: Console) -> None:
     """Write the report of a store; refuses a non-empty --out unless --overwrite."""
     from gpusim.report import write_report  # matplotlib only loads for this command
@@ -250,7 +279,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"--out {str(out)!r} is a non-empty folder; pass --overwrite to write "
                          "the report into it anyway, or choose an empty or new folder")
-    index = write_report(open_store(args.store), out)
+    stores = [open_store(path) for path in args.stores]  # each checked before any work
+    labels = store_labels(args.stores)
+    index = write_report(stores[0], out, list(zip(labels[1:], stores[1:], strict=True)),
+                         label=labels[0])
     console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -320,7 +352,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
                   soft_wrap=True)
 
 
-COMMANDS = {"run": cmd_run, "summary": cmd_summary, "report": cmd_report,
+COMMANDS = {"run": cmd_run, "summary": cmd_summary, "compare": cmd_compare,
+            "report": cmd_report,
             "validate": cmd_validate, "schema": cmd_schema, "info": cmd_info,
             "bench": cmd_bench}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +53,14 @@ class Plot:
     caption: str
 
 
-def write_report(ds: xr.Dataset, out_dir: Path) -> Path:
+def write_report(ds: xr.Dataset, out_dir: Path,
+                 others: Sequence[tuple[str, xr.Dataset]] = (), label: str = "") -> Path:
     """Write the figures and `index.html` for the store `ds` into `out_dir`.
 
     Creates `out_dir` if needed and replaces files of the same names; never deletes
     anything else. Firm and facility figures are skipped when the store has no firms.
-    Returns the path of `index.html`.
+    `others` (name, store) adds figures that overlay their default and LTV-breach curves
+    on those of `ds` (named `label`). Returns the path of `index.html`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,7 @@ def write_report(ds: xr.Dataset, out_dir: Path) -> Path:
     if "firm" in ds.dims:
         credit = analysis.credit_summary(ds)
         plots += credit_plots(ds, credit, out_dir)
+        plots += overlay_plots([(label or "this run", ds), *others], out_dir)
     tables = write_tables(doc, out_dir)
     index = out_dir / "index.html"
     index.write_text(index_html(ds, plots, doc, tables), encoding="utf-8")
@@ -186,20 +189,45 @@ def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot
     return plots
 
 
-def curve_figure(curve: xr.Dataset, title: str, ylabel: str) -> Figure:
+def overlay_plots(stores: list[tuple[str, xr.Dataset]], out_dir: Path) -> list[Plot]:
+    """With more than one store: every store's default and LTV-breach curves in one
+    figure each (firms of stores without firms are skipped)."""
+    stores = [(name, ds) for name, ds in stores if "firm" in ds.dims]
+    if len(stores) < 2:
+        return []
+    plots = []
+    for file, estimate, title in (
+            ("overlay_default_curve.png", uncertainty.default_probability,
+             "cumulative probability of default"),
+            ("overlay_ltv_breach.png", uncertainty.ltv_breach_probability,
+             "probability of an LTV breach in the month")):
+        curves = [(name, estimate(ds).compute()) for name, ds in stores]
+        fig = curve_figure(curves[0][1], title, "probability", label=curves[0][0],
+                           more=curves[1:])
+        plots.append(Plot("Comparison", save(fig, out_dir, file),
+                          f"{title}: " + ", ".join(name for name, _ in stores)
+                          + f"; bands: Wilson {uncertainty.LEVEL:.0%} intervals"))
+    return plots
+
+
+def curve_figure(curve: xr.Dataset, title: str, ylabel: str, label: str = "",
+                 more: Sequence[tuple[str, xr.Dataset]] = ()) -> Figure:
     """One line per firm of a (month, firm) probability curve (`value`), over a band from
-    its `ci_low` to its `ci_high`."""
+    its `ci_low` to its `ci_high`; `more` (name, curve) overlays other stores' curves,
+    dashed, each line labelled "store: firm"."""
     fig, ax = new_figure()
-    months = curve["month"].values
-    for firm in curve["firm"].values:
-        one = curve.sel(firm=firm)
-        line, = ax.plot(months, one["value"].values, lw=2, label=str(firm))
-        ax.fill_between(months, one["ci_low"].values, one["ci_high"].values,
-                        color=line.get_color(), alpha=0.2, lw=0)
+    for k, (name, data) in enumerate([(label, curve), *more]):
+        for firm in data["firm"].values:
+            one = data.sel(firm=firm)
+            text = f"{name}: {firm}" if more else str(firm)
+            line, = ax.plot(one["month"].values, one["value"].values, lw=2, label=text,
+                            ls=("-", "--", ":", "-.")[k % 4])
+            ax.fill_between(one["month"].values, one["ci_low"].values, one["ci_high"].values,
+                            color=line.get_color(), alpha=0.2, lw=0)
     share_axis(ax, ylabel)
     ax.set_title(title)
     date_axis(ax)
-    ax.legend(title="firm", frameon=False)
+    ax.legend(title=None if more else "firm", frameon=False, fontsize="small")
     return fig
 
 

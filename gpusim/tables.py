@@ -68,3 +68,48 @@ def print_credit(doc: dict[str, Any], months: list[int], console: Console) -> No
                       cell(facility["expected_loss"], with_se=True),
                       cell(facility["var_99"]), cell(facility["es_975"]))
     console.print(table)
+
+
+def signed(entry: dict[str, Any], fmt: Any) -> str:
+    """A difference "+1.2% ± 0.3%" (or without ± when it has no standard error)."""
+    value = entry["value"]
+    text = "–" if value is None else ("+" if value >= 0 else "") + fmt(value)
+    return f"{text} ± {fmt(entry['se'])}" if "se" in entry else text
+
+
+def print_compare(doc: dict[str, Any], console: Console) -> None:
+    """One PD and one loss table per store compared with the baseline."""
+    for comparison in doc["comparisons"]:
+        console.print(f"[bold]{escape(comparison['store'])}[/bold] − "
+                      f"[bold]{escape(doc['baseline'])}[/bold]: {comparison['pairing']} "
+                      f"({escape(comparison['why'])})")
+        if comparison["left_out"]:
+            console.print("in one store only (left out): "
+                          + escape(", ".join(comparison["left_out"])))
+        table = Table(title="cumulative default probability (95% intervals; difference ± se)")
+        for column in ("firm", "month", doc["baseline"], comparison["store"], "difference"):
+            table.add_column(escape(column), justify="left" if column in ("firm", "month")
+                             else "right")
+        for row in comparison["firms"]:
+            table.add_row(row["name"], row["month"], cell(row["baseline"], percent),
+                          cell(row["other"], percent), signed(row["difference"], percent))
+        console.print(table)
+        print_loss_comparison(doc["baseline"], comparison, console)
+
+
+def print_loss_comparison(baseline: str, comparison: dict[str, Any], console: Console
+                          ) -> None:
+    """Expected loss, VaR and ES of each facility in both stores, with differences."""
+    table = Table(title="lender losses over the run [USD] (difference ± se for EL)")
+    for column in ("facility", "statistic", baseline, comparison["store"], "difference"):
+        table.add_column(escape(column), justify="left" if column in ("facility", "statistic")
+                         else "right")
+    for row in comparison["facilities"]:
+        for key, label in (("expected_loss", "EL"), ("var_99", "VaR 99%"),
+                           ("es_975", "ES 97.5%")):
+            entry = row[key]
+            table.add_row(row["name"] if key == "expected_loss" else "", label,
+                          cell(entry["baseline"], with_se=key == "expected_loss"),
+                          cell(entry["other"], with_se=key == "expected_loss"),
+                          signed(entry["difference"], usd))
+    console.print(table)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import sketch, uncertainty
+from gpusim import lender, sketch, uncertainty
 from gpusim.outputs import BY_NAME, sketch_name
 from gpusim.uncertainty import is_summary
 from gpusim.uncertainty import largest as _largest
@@ -226,3 +226,22 @@ class GpusimAccessor:
     def credit_summary(self) -> xr.Dataset:
         """Default and LTV-breach curves, EL, 99% VaR and 97.5% ES in one Dataset."""
         return credit_summary(self._ds)
+
+    def exposure(self, q: float = lender.PFE_Q, at_default: str = "hold") -> xr.Dataset:
+        """Expected exposure and PFE (the q-quantile) per month and facility [USD], with
+        errors; "hold" keeps a defaulted firm's exposure at default (cube only), "zero"
+        uses the recorded balance (both stores). See gpusim.lender."""
+        return lender.exposure(self._ds, q, at_default)
+
+    def default_timing(self) -> xr.Dataset:
+        """Per year and firm: probability of default in the year and hazard given
+        survival to its start, with Wilson 95% intervals."""
+        return lender.default_timing(self._ds)
+
+    def loss_by_default_year(self) -> xr.Dataset:
+        """Per year of default and facility: expected loss from those defaults [USD]."""
+        return lender.loss_by_default_year(self._ds)
+
+    def loss_given_default(self) -> xr.Dataset:
+        """Per facility: LGD and recovery-rate distributions over defaulted paths (cube)."""
+        return lender.loss_given_default(self._ds)

@@ -44,7 +44,7 @@ from gpusim.plan import (
 )
 from gpusim.results import rows, summary_document, to_csv
 from gpusim.store import open_store
-from gpusim.tables import print_compare, print_credit, print_market
+from gpusim.tables import print_compare, print_credit, print_lender, print_market
 from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -247,6 +247,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     else:
         print_market(doc, console)
         print_credit(doc, headline_months(ds), console)
+        print_lender(doc, headline_months(ds), console)
 
 
 def store_labels(paths: Sequence[Path]) -> list[str]:

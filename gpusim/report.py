@@ -16,41 +16,37 @@ importing this module keeps its inline plots), and nothing is left in pyplot's f
 from __future__ import annotations
 
 import html
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from gpusim import analysis, results, uncertainty
 from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
 from gpusim.outputs import BY_NAME
+from gpusim.report_lender import has_lender_views, lender_html, lender_plots
+from gpusim.report_parts import (
+    COLOR,
+    Plot,
+    date_axis,
+    interval,
+    new_figure,
+    save,
+    share_axis,
+    slug,
+    table_html,
+)
 from gpusim.results import percent, usd
 
 FAN_VARIABLES = {"rental_price": "linear", "collateral_value": "linear",
                  "token_demand": "log", "utilization": "linear"}
 """Market variables drawn as fan charts, with their y scale (demand grows exponentially)."""
-FIGSIZE = (8.0, 4.5)
-DPI = 110
-COLOR = "#1f5f99"
 VAR_Q, ES_Q = 0.99, 0.975
 """Levels of the value at risk and expected shortfall (those `credit_summary` computes)."""
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One figure of the report: its section, file name (relative) and caption."""
-
-    section: str
-    file: str
-    caption: str
 
 
 def write_report(ds: xr.Dataset, out_dir: Path,
@@ -71,6 +67,8 @@ def write_report(ds: xr.Dataset, out_dir: Path,
         credit = analysis.credit_summary(ds)
         plots += credit_plots(ds, credit, out_dir)
         plots += overlay_plots([(label or "this run", ds), *others], out_dir)
+        if has_lender_views(ds, doc):
+            plots += lender_plots(doc, out_dir)
     tables = write_tables(doc, out_dir)
     index = out_dir / "index.html"
     index.write_text(index_html(ds, plots, doc, tables), encoding="utf-8")
@@ -89,43 +87,9 @@ def write_tables(doc: dict, out_dir: Path) -> list[str]:
 
 # --- figures ----------------------------------------------------------------------------------
 
-def new_figure() -> tuple[Figure, Axes]:
-    """A figure on the Agg canvas (no display, no pyplot state) and its one axes."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def save(fig: Figure, out_dir: Path, file: str) -> str:
-    """Write `fig` as a PNG into `out_dir`; returns the file name (the HTML's link)."""
-    fig.savefig(out_dir / file, format="png")
-    return file
-
-
-def slug(name: str) -> str:
-    """A file-name-safe version of a firm or facility name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "unnamed"
-
-
 def long_name(name: str) -> str:
     """A variable's descriptive name (the same on cube and summary stores)."""
     return BY_NAME[name].long_name if name in BY_NAME else name
-
-
-def date_axis(ax: Axes) -> None:
-    """Month dates on the x axis, concisely labelled (years once, months between)."""
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("month")
-    ax.grid(alpha=0.3)
-
-
-def share_axis(ax: Axes, label: str) -> None:
-    """A y axis for probabilities and shares (units "1"), labelled in percent."""
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel(f"{label} [%]")
-    ax.set_ylim(bottom=0)
 
 
 def market_plots(ds: xr.Dataset, out_dir: Path) -> list[Plot]:
@@ -308,6 +272,8 @@ def index_html(ds: xr.Dataset, plots: list[Plot], doc: dict, tables: list[str]) 
              f"<h1>gpusim report: {scenario}</h1>", provenance_html(ds)]
     if "firms" in doc:
         parts.append(credit_html(ds, doc))
+        if has_lender_views(ds, doc):
+            parts.append(lender_html(doc))
     parts.append("<p>These numbers as CSV: " + ", ".join(
         f"<a href='{html.escape(t)}'>{html.escape(t)}</a>" for t in tables) + "</p>")
     for section in dict.fromkeys(p.section for p in plots):
@@ -316,16 +282,6 @@ def index_html(ds: xr.Dataset, plots: list[Plot], doc: dict, tables: list[str]) 
     parts.append(config_html(ds))
     parts.append("</body></html>\n")
     return "\n".join(parts)
-
-
-def table_html(header: list[str] | None, rows: list[list], numeric_from: int = 1) -> str:
-    """A small HTML table; cells are escaped, columns from `numeric_from` right-aligned."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header or [])
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=num' if j >= numeric_from else ''}>"
-                         f"{html.escape(str(c))}</td>" for j, c in enumerate(row)) + "</tr>"
-        for row in rows)
-    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
 def provenance_html(ds: xr.Dataset) -> str:
@@ -355,12 +311,6 @@ def credit_html(ds: xr.Dataset, doc: dict) -> str:
     """Headline credit numbers: PDs by firm at the headline months, losses by facility."""
     return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, doc)
             + loss_table(doc))
-
-
-def interval(entry: dict, fmt: Callable[[float], str]) -> str:
-    """"value [low, high]" of a results entry (see gpusim.results.estimate)."""
-    low, high = entry["ci"]
-    return f"{fmt(entry['value'])} [{fmt(low)}, {fmt(high)}]"
 
 
 def firm_table(ds: xr.Dataset, doc: dict) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import uncertainty
+from gpusim import lender, uncertainty
 from gpusim.analysis import (
     HEADLINE_QUANTILES,
     HEADLINE_VARIABLES,
@@ -135,7 +135,63 @@ def summary_document(ds: xr.Dataset) -> dict[str, Any]:
     if "firm" in ds.dims:
         doc["firms"] = firms(ds)
         doc["facilities"] = facilities(ds)
+        add_lender_views(ds, doc)
     return doc
+
+
+def exposure_basis(ds: xr.Dataset) -> str:
+    """The exposure a store can give: "hold" (held at default) on a cube, else "zero"."""
+    return "zero" if uncertainty.is_summary(ds) else "hold"
+
+
+def add_lender_views(ds: xr.Dataset, doc: dict[str, Any]) -> None:
+    """Default timing per firm; exposure, loss by year of default and (on a cube) loss
+    given default per facility, into the document's `firms` and `facilities`."""
+    timing = lender.default_timing(ds).compute()
+    for firm in doc["firms"]:
+        one = timing.sel(firm=firm["name"])
+        firm["default_timing"] = [
+            {"year": int(y), "months": int(one["months"][i]),
+             **{key: _renamed(one.isel(year=i), key) for key in ("probability", "hazard")}}
+            for i, y in enumerate(one["year"].values)]
+    basis = exposure_basis(ds)
+    exposure = lender.exposure(ds, at_default=basis).compute()
+    by_year = lender.loss_by_default_year(ds).compute()
+    lgd = None if basis == "zero" else lender.loss_given_default(ds)
+    for i, facility in enumerate(doc["facilities"]):
+        facility["exposure"] = exposure_rows(ds, exposure.isel(facility=i), basis)
+        one = by_year.isel(facility=i)
+        facility["loss_by_default_year"] = [
+            {"year": int(y), "value": number(one["value"][j]), "se": number(one["se"][j])}
+            for j, y in enumerate(one["year"].values)]
+        facility["lgd"] = None if lgd is None else lgd_entry(lgd.isel(facility=i))
+
+
+def _renamed(point: xr.Dataset, key: str) -> dict[str, Any]:
+    """{value, se, ci} of the `key`, `key_se`, `key_low`, `key_high` variables."""
+    return {"value": number(point[key]), "se": number(point[f"{key}_se"]),
+            "ci": [number(point[f"{key}_low"]), number(point[f"{key}_high"])]}
+
+
+def exposure_rows(ds: xr.Dataset, one: xr.Dataset, basis: str) -> dict[str, Any]:
+    """Every month's EE {value, se} and PFE {value, ci} of one facility."""
+    return {"at_default": basis, "pfe_level": float(one.attrs["pfe_level"]),
+            "relative_accuracy": float(one.attrs["relative_accuracy"]),
+            "months": [{"month": month_label(ds, m), "month_index": m,
+                        "ee": {"value": number(one["ee"][m]), "se": number(one["ee_se"][m])},
+                        "pfe": {"value": number(one["pfe"][m]),
+                                "ci": [number(one["pfe_low"][m]), number(one["pfe_high"][m])]}}
+                       for m in range(ds.sizes["month"])]}
+
+
+def lgd_entry(one: xr.Dataset) -> dict[str, Any]:
+    """Loss given default of one facility: defaults, mean LGD ± se, LGD and recovery
+    quantiles."""
+    return {"defaults": int(one["defaults"]),
+            "mean": {"value": number(one["lgd_mean"]), "se": number(one["lgd_se"])},
+            "quantiles": [{"q": float(q), "lgd": number(one["lgd"][k]),
+                           "recovery": number(one["recovery"][k])}
+                          for k, q in enumerate(one["quantile"].values)]}
 
 
 # --- tidy CSV -------------------------------------------------------------------------------
@@ -149,10 +205,27 @@ def rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for statistic in ("pd", "marginal_pd", "ltv_breach"):
             for point in firm[statistic]:
                 yield _row(statistic, firm["name"], firm["name"], point, statistic, point)
+    for firm in doc.get("firms", []):
+        for point in firm.get("default_timing", []):
+            for statistic in ("probability", "hazard"):
+                yield _row("default_timing", firm["name"], firm["name"],
+                           {"month": f"year {point['year']}"}, statistic, point[statistic])
     for facility in doc.get("facilities", []):
         for statistic in ("expected_loss", "var_99", "es_975"):
             yield _row("losses", facility["name"], facility["firm"], {}, statistic,
                        facility[statistic])
+        yield from facility_view_rows(facility)
+
+
+def facility_view_rows(facility: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A facility's exposure and loss-by-year-of-default rows."""
+    name, firm = facility["name"], facility["firm"]
+    for point in facility.get("exposure", {}).get("months", []):
+        yield _row("exposure", name, firm, point, "ee", point["ee"])
+        yield _row("exposure", name, firm, point, "pfe", point["pfe"])
+    for point in facility.get("loss_by_default_year", []):
+        yield _row("loss_by_default_year", name, firm, {"month": f"year {point['year']}"},
+                   "expected_loss", point)
 
 
 def _row(table: str, name: str, firm: str, where: dict[str, Any], statistic: str,

@@ -113,3 +113,37 @@ def print_loss_comparison(baseline: str, comparison: dict[str, Any], console: Co
                           cell(entry["other"], with_se=key == "expected_loss"),
                           signed(entry["difference"], usd))
     console.print(table)
+
+
+def print_lender(doc: dict[str, Any], months: list[int], console: Console) -> None:
+    """Default timing by year, exposure at `months`, loss by year of default and LGD."""
+    if "firms" not in doc or "default_timing" not in doc["firms"][0]:
+        return
+    years = [p["year"] for p in doc["firms"][0]["default_timing"]]
+    table = Table(title="default timing: P(default in year) / hazard given survival "
+                        "(95% intervals)")
+    table.add_column("firm", no_wrap=True)
+    for point in doc["firms"][0]["default_timing"]:
+        table.add_column(f"year {point['year']} ({point['months']} mo)", justify="right")
+    for firm in doc["firms"]:
+        table.add_row(firm["name"], *(f"{percent(p['probability']['value'])} / "
+                                      + cell(p["hazard"], percent)
+                                      for p in firm["default_timing"]))
+    console.print(table)
+    facility = doc["facilities"][0]["exposure"]
+    held = "held at default" if facility["at_default"] == "hold" else (
+        f"as recorded, 0 after default; from sketches within {facility['relative_accuracy']:.0%}")
+    table = Table(title=f"exposure [USD]: EE ± se / PFE {facility['pfe_level']:.0%} ({held})")
+    table.add_column("facility", no_wrap=True)
+    for m in months:
+        table.add_column(facility["months"][m]["month"], justify="right")
+    for year in years:
+        table.add_column(f"EL, defaults in year {year}", justify="right")
+    table.add_column("LGD mean ± se", justify="right")
+    for f in doc["facilities"]:
+        points = f["exposure"]["months"]
+        table.add_row(f["name"], *(f"{cell(points[m]['ee'], with_se=True)}\n"
+                                   f"{usd(points[m]['pfe']['value'])}" for m in months),
+                      *(cell(p, with_se=True) for p in f["loss_by_default_year"]),
+                      "–" if f["lgd"] is None else cell(f["lgd"]["mean"], percent, True))
+    console.print(table)

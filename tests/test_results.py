@@ -57,7 +57,10 @@ def test_json_has_the_documented_fields(stores, capsys):
 def test_json_credit_numbers_are_the_same_on_both_stores(stores, capsys):
     cube, summary = (summary_json(stores[m], capsys) for m in ("cube", "summary"))
     assert cube["firms"] == summary["firms"]
-    assert cube["facilities"] == summary["facilities"]
+    exact = ("name", "firm", "expected_loss", "var_99", "es_975", "loss_by_default_year")
+    for a, b in zip(cube["facilities"], summary["facilities"], strict=True):
+        assert {k: a[k] for k in exact} == {k: b[k] for k in exact}
+        assert (a["exposure"]["at_default"], b["exposure"]["at_default"]) == ("hold", "zero")
     assert summary["market"][0]["relative_accuracy"] == 0.01
     assert cube["market"][0]["relative_accuracy"] == 0.0
 
@@ -68,7 +71,9 @@ def test_csv_is_the_json_as_tidy_rows(stores, capsys):
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert tuple(table[0]) == CSV_COLUMNS
     months = doc["run"]["months"]
-    assert len(table) == len(doc["market"]) * 5 + 2 * 3 * months + 3 * 3
+    years = 2
+    assert len(table) == (len(doc["market"]) * 5 + 2 * 3 * months + 2 * 2 * years
+                          + 3 * (3 + 2 * months + years))
     row = next(r for r in table if r["table"] == "pd" and r["name"] == "miner"
                and r["month_index"] == str(months - 1))
     last = doc["firms"][1]["pd"][-1]
@@ -91,8 +96,10 @@ def test_json_of_a_store_without_firms(tmp_path, capsys):
 def test_report_writes_its_tables_as_csv(stores, tmp_path):
     index = write_report(open_store(stores["summary"]), tmp_path / "r")
     names = sorted(p.name for p in index.parent.glob("*.csv"))
-    assert names == ["table_losses.csv", "table_ltv_breach.csv", "table_marginal_pd.csv",
-                     "table_market.csv", "table_pd.csv"]
+    assert names == ["table_default_timing.csv", "table_exposure.csv",
+                     "table_loss_by_default_year.csv", "table_losses.csv",
+                     "table_ltv_breach.csv", "table_marginal_pd.csv", "table_market.csv",
+                     "table_pd.csv"]
     page = index.read_text(encoding="utf-8")
     assert all(f"href='{name}'" in page for name in names)
     losses = list(csv.DictReader((index.parent / "table_losses.csv").open()))

@@ -44,8 +44,21 @@ from gpusim.plan import (
 )
 from gpusim.results import rows, summary_document, to_csv
 from gpusim.store import open_store
-from gpusim.sweep import parse_vary, plan_sweep, run_sweep, sweep_document
-from gpusim.tables import print_compare, print_credit, print_lender, print_market
+from gpusim.sweep import (
+    parse_target,
+    parse_vary,
+    plan_sweep,
+    reverse_stress,
+    run_sweep,
+    sweep_document,
+)
+from gpusim.tables import (
+    print_compare,
+    print_credit,
+    print_lender,
+    print_market,
+    print_reverse,
+)
 from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -168,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value in every scenario")
     p.add_argument("--baseline", type=int, default=0,
                    help="index of the scenario the others are compared with (default 0)")
+    p.add_argument("--reverse", default=None, metavar="FIRM,YYYY-MM,PD",
+                   help="reverse stress: the value of the (one, numeric) varied key at which "
+                        "FIRM's PD by the month crosses PD, with an interval")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep")
     p.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
 
@@ -296,6 +312,8 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> None:
                 "block_paths": args.block_paths, "device": args.device}
     scenarios = plan_sweep(args.config, vary, args.out, args.overrides, resume=args.resume,
                            overwrite=args.overwrite, **run_args)
+    target = None if args.reverse is None else parse_target(
+        args.reverse, scenarios[0].request.config, vary)
     if not 0 <= args.baseline < len(scenarios):
         raise InputError(f"--baseline {args.baseline}: expected a scenario index from 0 to "
                          f"{len(scenarios) - 1}")
@@ -303,6 +321,8 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> None:
         task = progress.add_task(f"{len(scenarios)} scenarios", total=args.paths * len(scenarios))
         run_sweep(scenarios, vary, args.out, run_args, lambda n: progress.advance(task, n))
     print_compare(sweep_document(args.out, args.baseline), console)
+    if target is not None:
+        print_reverse(reverse_stress(args.out, target), console)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> None:

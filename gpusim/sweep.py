@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 import yaml
 
+from gpusim import uncertainty
 from gpusim.compare import compare
-from gpusim.config import load_config
+from gpusim.config import Config, load_config, month_number
 from gpusim.errors import InputError
 from gpusim.plan import RunRequest, check_run, execute
 from gpusim.store import is_store, open_store
@@ -168,3 +171,86 @@ def sweep_document(out: Path, baseline: int = 0) -> dict[str, Any]:
     order = [baseline, *(i for i in range(len(stores)) if i != baseline)]
     doc = compare([stores[i] for i in order], [names[i] for i in order])
     return doc | {"sweep": record}
+
+
+# --- reverse stress -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """A reverse-stress question: at what value of the swept key does `firm`'s cumulative
+    PD by `month` ("YYYY-MM") cross `pd`?"""
+
+    firm: str
+    month: str
+    pd: float
+
+
+def parse_target(text: str, config: Config, vary: list[tuple[str, list[Any]]]) -> Target:
+    """`FIRM,YYYY-MM,PD` checked against the config (firm, month in the run) and the grid
+    (one numeric key with at least two values)."""
+    parts = [p.strip() for p in text.split(",")]
+    expected = "expected FIRM,YYYY-MM,PD, e.g. miner,2027-12,0.2"
+    if len(parts) != 3 or not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", parts[1]):
+        raise InputError(f"--reverse {text!r}: {expected}")
+    firm, month, level = parts
+    firms = [f.name for f in config.firms]
+    if firm not in firms:
+        raise InputError(f"--reverse {text!r}: firm {firm!r} is not in the config; expected "
+                         f"one of {', '.join(firms) or '(no firms)'}")
+    index = month_number(month) - month_number(config.start)
+    if not 0 <= index < config.horizon_months:
+        raise InputError(f"--reverse {text!r}: month {month} is outside the run "
+                         f"({config.start} and {config.horizon_months} months)")
+    try:
+        pd = float(level)
+    except ValueError:
+        pd = -1.0
+    if not 0 < pd < 1:
+        raise InputError(f"--reverse {text!r}: PD {level!r}: expected a probability in (0, 1)")
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in vary[0][1])
+    if len(vary) != 1 or len(vary[0][1]) < 2 or not numeric:
+        raise InputError(f"--reverse {text!r}: a reverse stress needs a sweep of one numeric "
+                         f"key with two or more values; got {[k for k, _ in vary]}")
+    return Target(firm, month, pd)
+
+
+def crossing(xs: np.ndarray, ys: np.ndarray, level: float) -> float | None:
+    """The first x at which the piecewise-linear curve (xs, ys) reaches `level`; None if
+    it does not within the grid."""
+    for i in range(len(xs) - 1):
+        y0, y1 = ys[i] - level, ys[i + 1] - level
+        if y0 == 0:
+            return float(xs[i])
+        if y0 * y1 < 0:
+            return float(xs[i] + (xs[i + 1] - xs[i]) * y0 / (y0 - y1))
+    return float(xs[-1]) if ys[-1] == level else None
+
+
+def reverse_stress(out: Path, target: Target) -> dict[str, Any]:
+    """The value of the swept key at which the firm's PD by the month crosses the target,
+    by linear interpolation between grid points, and an interval [low, high]: where the
+    PD's Wilson 95% band crosses it (low None: below the grid's smallest value; high None:
+    above its largest; value None: the PD does not reach the target within the grid).
+    Assumes the PD moves monotonically with the key over the grid; the interpolation
+    error is not included."""
+    record, stores = open_sweep(out)
+    key, values = record["vary"][0]
+    order = np.argsort(values)
+    xs = np.asarray(values, dtype=float)[order]
+    curves = []
+    for i in order:
+        ds = stores[i]
+        index = month_number(target.month) - month_number(str(ds["month"].values[0])[:7])
+        curves.append(uncertainty.default_probability(ds).sel(firm=target.firm)
+                      .isel(month=index).compute())
+    band = {name: np.array([float(c[name]) for c in curves])
+            for name in ("value", "ci_low", "ci_high")}
+    rising = band["value"][-1] >= band["value"][0]
+    ends = [crossing(xs, band[name], target.pd)
+            for name in (("ci_high", "ci_low") if rising else ("ci_low", "ci_high"))]
+    return {"key": key, "firm": target.firm, "month": target.month, "pd": target.pd,
+            "value": crossing(xs, band["value"], target.pd),
+            "ci": ends,
+            "grid": [{"value": float(x), "pd": float(p), "ci": [float(lo), float(hi)]}
+                     for x, p, lo, hi in zip(xs, band["value"], band["ci_low"],
+                                             band["ci_high"], strict=True)]}

@@ -147,3 +147,23 @@ def print_lender(doc: dict[str, Any], months: list[int], console: Console) -> No
                       *(cell(p, with_se=True) for p in f["loss_by_default_year"]),
                       "–" if f["lgd"] is None else cell(f["lgd"]["mean"], percent, True))
     console.print(table)
+
+
+def print_reverse(answer: dict[str, Any], console: Console) -> None:
+    """The reverse stress's answer in one sentence, then the grid it came from."""
+    def where(value: float | None, beyond: str) -> str:
+        return beyond if value is None else f"{value:.4g}"
+
+    head = (f"{answer['firm']}'s PD by {answer['month']} crosses {answer['pd']:.1%} at "
+            f"{answer['key']} = ")
+    if answer["value"] is None:
+        console.print(escape(head + "no value in the grid (it never reaches it there)"))
+    else:
+        low, high = answer["ci"]
+        console.print(escape(head + f"{answer['value']:.4g} (95% interval "
+                             f"{where(low, 'below the grid')} to "
+                             f"{where(high, 'above the grid')}; linear between grid points)"))
+    for point in answer["grid"]:
+        low, high = point["ci"]
+        console.print(escape(f"  {answer['key']} = {point['value']:g}: PD {point['pd']:.1%} "
+                             f"[{low:.1%}, {high:.1%}]"))

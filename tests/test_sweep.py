@@ -11,11 +11,19 @@ import xarray as xr
 import yaml
 from helpers import LESSOR, MINER, SMALL, firms_config
 
-from gpusim import run
+from gpusim import run, uncertainty
 from gpusim.cli import main
 from gpusim.errors import InputError
 from gpusim.store import open_store
-from gpusim.sweep import parse_vary, sweep_document
+from gpusim.sweep import (
+    Target,
+    crossing,
+    open_sweep,
+    parse_target,
+    parse_vary,
+    reverse_stress,
+    sweep_document,
+)
 
 PRICE = "market.price.initial"
 
@@ -100,3 +108,45 @@ def test_an_existing_sweep_needs_resume_or_overwrite(swept, capsys):
     changed[changed.index("7")] = "8"
     assert main([*changed, "--resume"]) == 2
     assert "different sweep" in capsys.readouterr().err
+
+
+def test_crossing_interpolates_linearly():
+    xs = np.array([1.0, 2.0, 3.0])
+    assert crossing(xs, np.array([0.1, 0.3, 0.5]), 0.2) == pytest.approx(1.5)
+    assert crossing(xs, np.array([0.5, 0.3, 0.1]), 0.2) == pytest.approx(2.5)
+    assert crossing(xs, np.array([0.1, 0.3, 0.5]), 0.6) is None
+    assert crossing(xs, np.array([0.1, 0.3, 0.5]), 0.5) == 3.0
+
+
+def test_reverse_stress_finds_the_crossing_with_an_interval(swept):
+    out, _ = swept
+    _, stores = open_sweep(out)
+    pds = [float(uncertainty.default_probability(ds).sel(firm="miner").isel(month=-1).value)
+           for ds in stores]
+    target = (pds[0] + pds[1]) / 2
+    answer = reverse_stress(out, Target("miner", "2027-12", target))
+    assert answer["key"] == PRICE
+    assert answer["value"] == pytest.approx(2.2)  # halfway, linearly
+    low, high = answer["ci"]
+    assert low is None or low <= answer["value"]
+    assert high is None or high >= answer["value"]
+    assert [p["value"] for p in answer["grid"]] == [2.0, 2.4]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("miner,2027-12", "expected FIRM,YYYY-MM,PD"),
+    ("nobody,2027-12,0.2", "firm 'nobody' is not in the config"),
+    ("miner,2030-01,0.2", "outside the run"),
+    ("miner,2027-12,1.5", "expected a probability"),
+])
+def test_bad_reverse_question_is_an_input_error(text, message):
+    with pytest.raises(InputError, match=message):
+        parse_target(text, firms_config(), [(PRICE, [2.0, 2.4])])
+    with pytest.raises(InputError, match="one numeric key"):
+        parse_target("miner,2027-12,0.2", firms_config(), [("switches.jumps", [True, False])])
+
+
+def test_cli_reverse_stress(swept, capsys):
+    _, argv = swept
+    assert main([*argv, "--resume", "--reverse", "miner,2027-12,0.5"]) == 0
+    assert "miner's PD by 2027-12 crosses 50.0%" in capsys.readouterr().out

@@ -56,6 +56,10 @@ def add_analysis_parsers(sub: Any, count: Callable[[str], int], seed: Callable[[
     p.add_argument("--reverse", default=None, metavar="FIRM,YYYY-MM,PD",
                    help="reverse stress: the value of the (one, numeric) varied key at which "
                         "FIRM's PD by the month crosses PD, with an interval")
+    p.add_argument("--workers", type=count, default=None, metavar="N",
+                   help="run each scenario's blocks on a local dask cluster of N processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run each scenario's blocks on an existing dask cluster")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep")
     p.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
 
@@ -86,7 +90,8 @@ def cmd_sweep(args: argparse.Namespace, console: Console,
     `progress_bar(console, quiet)`, the CLI's progress display)."""
     vary = parse_vary(args.vary)
     run_args = {"paths": args.paths, "seed": args.seed, "mode": args.mode,
-                "block_paths": args.block_paths, "device": args.device}
+                "block_paths": args.block_paths, "device": args.device,
+                "workers": args.workers, "scheduler": args.scheduler}
     scenarios = plan_sweep(args.config, vary, args.out, args.overrides, resume=args.resume,
                            overwrite=args.overwrite, **run_args)
     target = None if args.reverse is None else parse_target(

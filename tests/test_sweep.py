@@ -21,7 +21,9 @@ from gpusim.sweep import (
     open_sweep,
     parse_target,
     parse_vary,
+    plan_sweep,
     reverse_stress,
+    run_sweep,
     sweep_document,
 )
 
@@ -150,3 +152,26 @@ def test_cli_reverse_stress(swept, capsys):
     _, argv = swept
     assert main([*argv, "--resume", "--reverse", "miner,2027-12,0.5"]) == 0
     assert "miner's PD by 2027-12 crosses 50.0%" in capsys.readouterr().out
+
+
+def test_cluster_options_are_checked_before_anything_is_written(config_file, tmp_path, capsys):
+    out = tmp_path / "clash"
+    assert main(["sweep", str(config_file), "--vary", f"{PRICE}=2.0,2.4", "--paths", "100",
+                 "--out", str(out), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--workers" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_sweep_on_a_dask_cluster_equals_the_in_process_one(swept, config_file, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out, _ = swept
+    vary = [(PRICE, [2.0, 2.4])]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        run_args = {"paths": 300, "seed": 7, "block_paths": 150, "device": "cpu",
+                    "scheduler": cluster.scheduler_address}
+        remote = run_sweep(plan_sweep(config_file, vary, tmp_path / "remote", **run_args), vary,
+                           tmp_path / "remote", run_args)
+    for name in ("scenario_000.zarr", "scenario_001.zarr"):
+        a, b = open_store(out / name), open_store(remote / name)
+        assert b.attrs["device"].startswith("dask cluster")
+        xr.testing.assert_identical(a.loss_total.compute(), b.loss_total.compute())

@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import sketch
+from gpusim import lender, sketch, uncertainty
 from gpusim.outputs import BY_NAME, sketch_name
+from gpusim.uncertainty import is_summary
+from gpusim.uncertainty import largest as _largest
 
 HEADLINE_VARIABLES = ("rental_price", "collateral_value", "utilization", "token_demand")
 HEADLINE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -22,11 +24,6 @@ def headline_months(ds: xr.Dataset) -> list[int]:
     """Month indices 12, 36 (where the run reaches them) and the last one."""
     last = ds.sizes["month"] - 1
     return sorted({m for m in HEADLINE_MONTHS if m < last} | {last})
-
-
-def is_summary(ds: xr.Dataset) -> bool:
-    """Whether `ds` is a summary store (sketches) rather than a cube (every path)."""
-    return ds.attrs.get("mode") == "summary"
 
 
 def fan(ds: xr.Dataset, variable: str,
@@ -56,6 +53,15 @@ def fan(ds: xr.Dataset, variable: str,
     if values.chunks is not None:  # all paths of one month at a time
         values = values.chunk({"path": -1, "month": 1})
     return values.quantile(q, dim="path").assign_attrs(ds[variable].attrs)
+
+
+def fan_with_errors(ds: xr.Dataset, variable: str,
+                    quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.Dataset:
+    """`fan` with each quantile's 95% interval: a Dataset of `value`, `ci_low`, `ci_high`
+    (quantile, month[, entity]) in the variable's units."""
+    value = fan(ds, variable, quantiles)
+    bounds = uncertainty.quantile_bounds(ds, variable, quantiles)
+    return bounds.assign(value=value).assign_attrs(value.attrs, **bounds.attrs)
 
 
 def headline(ds: xr.Dataset, quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.Dataset:
@@ -137,19 +143,6 @@ def expected_loss(ds: xr.Dataset) -> xr.DataArray:
         units="USD", long_name="expected loss over the run")
 
 
-def _largest(ds: xr.Dataset, k: int) -> Any:
-    """The k largest losses over the run per facility, largest first (facility, k).
-
-    Lazy on a dask-backed store: `dask.array.topk` keeps only the k largest per chunk,
-    so memory is bounded by the tail, not by the path count."""
-    import dask.array as da  # loaded with the first lazy store, not with `import gpusim`
-
-    losses = ds["loss_total"].transpose("facility", "path").data
-    if isinstance(losses, da.Array):
-        return da.topk(losses, k, axis=1)
-    return -np.sort(-np.asarray(losses), axis=1)[:, :k]
-
-
 def _per_facility(ds: xr.Dataset, values: Any, name: str, long_name: str) -> xr.DataArray:
     coords = {key: c for key, c in ds["loss_total"].coords.items() if c.dims == ("facility",)}
     return xr.DataArray(values, coords=coords, dims=["facility"], name=name,
@@ -208,35 +201,74 @@ class GpusimAccessor:
     def mode(self) -> str:
         return "summary" if is_summary(self._ds) else "cube"
 
-    def default_curve(self) -> xr.DataArray:
-        """Cumulative default probability by month and firm."""
+    def default_curve(self, errors: bool = False, marginal: bool = False
+                      ) -> xr.DataArray | xr.Dataset:
+        """Cumulative (or, with `marginal`, in-month) default probability by month and
+        firm; with `errors`, a Dataset of `value`, `se`, `ci_low`, `ci_high` (Wilson 95%)."""
+        if errors or marginal:
+            out = uncertainty.default_probability(self._ds, marginal=marginal)
+            return out if errors else out["value"]
         return default_curve(self._ds)
 
     def default_dates(self) -> xr.DataArray:
         """Each path's default month per firm as a date (NaT: no default)."""
         return default_dates(self._ds)
 
-    def ltv_breach_curve(self) -> xr.DataArray:
-        """Probability of an LTV breach by month and firm."""
+    def ltv_breach_curve(self, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Probability of an LTV breach by month and firm (`errors`: with se and Wilson
+        95% interval)."""
+        if errors:
+            return uncertainty.ltv_breach_probability(self._ds)
         return ltv_breach_curve(self._ds)
 
-    def expected_loss(self) -> xr.DataArray:
-        """Mean lender loss over the run, per facility [USD]."""
+    def expected_loss(self, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Mean lender loss over the run, per facility [USD] (`errors`: with its se)."""
+        if errors:
+            return uncertainty.expected_loss(self._ds)
         return expected_loss(self._ds)
 
-    def var(self, q: float = 0.99) -> xr.DataArray:
-        """Value at risk: the q-quantile of the loss over the run, per facility [USD]."""
+    def var(self, q: float = 0.99, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Value at risk: the q-quantile of the loss over the run, per facility [USD]
+        (`errors`: with its order-statistic 95% interval)."""
+        if errors:
+            return uncertainty.value_at_risk(self._ds, q)
         return value_at_risk(self._ds, q)
 
-    def es(self, q: float = 0.975) -> xr.DataArray:
-        """Expected shortfall: the mean of the worst (1 − q) losses, per facility [USD]."""
+    def es(self, q: float = 0.975, errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Expected shortfall: the mean of the worst (1 − q) losses, per facility [USD]
+        (`errors`: with its asymptotic se and 95% interval)."""
+        if errors:
+            return uncertainty.expected_shortfall(self._ds, q)
         return expected_shortfall(self._ds, q)
 
-    def fan(self, variable: str,
-            quantiles: tuple[float, ...] = HEADLINE_QUANTILES) -> xr.DataArray:
-        """Quantiles over paths of a monthly variable, by month (fan chart data)."""
+    def fan(self, variable: str, quantiles: tuple[float, ...] = HEADLINE_QUANTILES,
+            errors: bool = False) -> xr.DataArray | xr.Dataset:
+        """Quantiles over paths of a monthly variable, by month (fan chart data); with
+        `errors`, a Dataset of `value`, `ci_low`, `ci_high` (order-statistic 95% interval,
+        widened by the sketch's accuracy on a summary store)."""
+        if errors:
+            return fan_with_errors(self._ds, variable, quantiles)
         return fan(self._ds, variable, quantiles)
 
     def credit_summary(self) -> xr.Dataset:
         """Default and LTV-breach curves, EL, 99% VaR and 97.5% ES in one Dataset."""
         return credit_summary(self._ds)
+
+    def exposure(self, q: float = lender.PFE_Q, at_default: str = "hold") -> xr.Dataset:
+        """Expected exposure and PFE (the q-quantile) per month and facility [USD], with
+        errors; "hold" keeps a defaulted firm's exposure at default (cube only), "zero"
+        uses the recorded balance (both stores). See gpusim.lender."""
+        return lender.exposure(self._ds, q, at_default)
+
+    def default_timing(self) -> xr.Dataset:
+        """Per year and firm: probability of default in the year and hazard given
+        survival to its start, with Wilson 95% intervals."""
+        return lender.default_timing(self._ds)
+
+    def loss_by_default_year(self) -> xr.Dataset:
+        """Per year of default and facility: expected loss from those defaults [USD]."""
+        return lender.loss_by_default_year(self._ds)
+
+    def loss_given_default(self) -> xr.Dataset:
+        """Per facility: LGD and recovery-rate distributions over defaulted paths (cube)."""
+        return lender.loss_given_default(self._ds)

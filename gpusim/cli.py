@@ -8,6 +8,7 @@ Set GPUSIM_DEBUG=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -32,7 +33,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gpusim.analysis import credit_summary, format_value, headline, headline_months
+from gpusim.analysis import headline_months
+from gpusim.cli_analysis import add_analysis_parsers, cmd_compare, cmd_sweep, store_labels
 from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.errors import InputError
 from gpusim.estimate import CUBE_LIMIT_BYTES, Estimate, estimate, format_bytes
@@ -43,9 +45,11 @@ from gpusim.plan import (
     check_run,
     execute,
 )
+from gpusim.results import rows, summary_document, to_csv
 from gpusim.scenarios import configs_dir, copy_scenario, scenario_path, scenarios
 from gpusim.schema import schema_text
 from gpusim.store import open_store
+from gpusim.tables import print_credit, print_lender, print_market
 from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -148,8 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="use an existing cluster, e.g. tcp://10.0.0.5:8786")
 
-    p = sub.add_parser("summary", help="print the headline quantiles of a store")
+    p = sub.add_parser("summary", help="print the headline numbers of a store, with errors")
     p.add_argument("store", type=Path)
+    p.add_argument("--format", default="table", choices=["table", "json", "csv"],
+                   help="table (default): rich tables; json: the document of "
+                        "docs/results.md; csv: the same numbers as tidy rows")
+
+    add_analysis_parsers(sub, count, seed)
 
     p = sub.add_parser("validate", help="check a config (and print it resolved)")
     p.add_argument("config", help=CONFIG_HELP)
@@ -166,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder to copy into (default: the current folder)")
 
     p = sub.add_parser("report", help="write an HTML report (figures and credit tables)")
-    p.add_argument("store", type=Path, help="a store written by gpusim run")
+    p.add_argument("stores", type=Path, nargs="+", metavar="STORE",
+                   help="a store written by gpusim run; more stores add figures overlaying "
+                        "their default and LTV-breach curves on the first's")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for index.html and the PNG figures")
     p.add_argument("--overwrite", action="store_true",
@@ -270,56 +281,28 @@ def _progress(console: Console, quiet: bool) -> Progress:
 
 
 def print_summary(ds, console: Console) -> None:
-    """The headline table: quantiles over paths at months 12, 36 and the last."""
-    table = Table(title=f"{ds.attrs.get('scenario', '')}: {ds.sizes['path']} paths, "
-                        f"seed {ds.attrs.get('seed')}")
-    table.add_column(escape("variable [units]"), no_wrap=True)
-    table.add_column("month", no_wrap=True)
-    summary = headline(ds)
-    quantiles = summary["quantile"].values
-    for q in quantiles:
-        table.add_column(f"p{q * 100:g}", justify="right")
-    for name, values in summary.data_vars.items():
-        for i, month in enumerate(values["month"].values):
-            row = [format_value(v) for v in values.isel(month=i).values]
-            label = str(month)[:7]
-            first = [name, escape(f"[{values.attrs.get('units', '')}]")]
-            table.add_row(first[i] if i < len(first) else "", label, *row)
-    console.print(table)
+    """The headline quantiles at months 12, 36 and the last, with their 95% intervals."""
+    print_market(summary_document(ds), console)
 
 
 def print_credit_summary(ds, console: Console) -> None:
-    """Default probabilities by firm and losses by facility."""
-    if "firm" not in ds.dims:
-        return
-    credit = credit_summary(ds)
-    months = headline_months(ds)
-    table = Table(title="cumulative default probability and LTV breaches")
-    table.add_column("firm", no_wrap=True)
-    for m in months:
-        table.add_column(f"PD {str(ds.month.values[m])[:7]}", justify="right")
-    table.add_column("P(LTV breach) max/month", justify="right")
-    for firm in credit.firm.values:
-        curve = credit.default_probability.sel(firm=firm)
-        row = [f"{float(curve.isel(month=m)):.1%}" for m in months]
-        breach = float(credit.ltv_breach_probability.sel(firm=firm).max())
-        table.add_row(str(firm), *row, f"{breach:.1%}")
-    console.print(table)
-    table = Table(title="lender losses over the run [USD]")
-    for column in ("facility", "firm", "expected loss", "VaR 99%", "ES 97.5%"):
-        table.add_column(column, justify="left" if column in ("facility", "firm") else "right")
-    for i, name in enumerate(credit.facility.values):
-        table.add_row(str(name), str(ds.facility_firm.values[i]),
-                      format_value(float(credit.expected_loss[i])),
-                      format_value(float(credit.value_at_risk_99[i])),
-                      format_value(float(credit.expected_shortfall_97_5[i])))
-    console.print(table)
+    """Default probabilities by firm and losses by facility, with their errors."""
+    if "firm" in ds.dims:
+        print_credit(summary_document(ds), headline_months(ds), console)
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
+    """Print a store's headline numbers as tables, JSON (docs/results.md) or tidy CSV."""
     ds = open_store(args.store)
-    print_summary(ds, console)
-    print_credit_summary(ds, console)
+    doc = summary_document(ds)
+    if args.format == "json":
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(rows(doc)))
+    else:
+        print_market(doc, console)
+        print_credit(doc, headline_months(ds), console)
+        print_lender(doc, headline_months(ds), console)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> None:
@@ -333,7 +316,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"--out {str(out)!r} is a non-empty folder; pass --overwrite to write "
                          "the report into it anyway, or choose an empty or new folder")
-    index = write_report(open_store(args.store), out)
+    stores = [open_store(path) for path in args.stores]  # each checked before any work
+    labels = store_labels(args.stores)
+    index = write_report(stores[0], out, list(zip(labels[1:], stores[1:], strict=True)),
+                         label=labels[0])
     console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -422,9 +408,10 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
                   soft_wrap=True)
 
 
-COMMANDS = {"run": cmd_run, "summary": cmd_summary, "report": cmd_report,
-            "configs": cmd_configs, "validate": cmd_validate, "schema": cmd_schema,
-            "info": cmd_info, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "summary": cmd_summary, "compare": cmd_compare,
+            "sweep": lambda args, console: cmd_sweep(args, console, _progress),
+            "report": cmd_report, "configs": cmd_configs, "validate": cmd_validate,
+            "schema": cmd_schema, "info": cmd_info, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,99 +16,80 @@ importing this module keeps its inline plots), and nothing is left in pyplot's f
 from __future__ import annotations
 
 import html
-import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from gpusim import analysis
+from gpusim import analysis, results, uncertainty
 from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
 from gpusim.outputs import BY_NAME
+from gpusim.report_lender import has_lender_views, lender_html, lender_plots
+from gpusim.report_parts import (
+    COLOR,
+    Plot,
+    date_axis,
+    interval,
+    new_figure,
+    save,
+    share_axis,
+    slug,
+    table_html,
+)
+from gpusim.results import percent, usd
 
 FAN_VARIABLES = {"rental_price": "linear", "collateral_value": "linear",
                  "token_demand": "log", "utilization": "linear"}
 """Market variables drawn as fan charts, with their y scale (demand grows exponentially)."""
-FIGSIZE = (8.0, 4.5)
-DPI = 110
-COLOR = "#1f5f99"
 VAR_Q, ES_Q = 0.99, 0.975
 """Levels of the value at risk and expected shortfall (those `credit_summary` computes)."""
 
 
-@dataclass(frozen=True)
-class Plot:
-    """One figure of the report: its section, file name (relative) and caption."""
-
-    section: str
-    file: str
-    caption: str
-
-
-def write_report(ds: xr.Dataset, out_dir: Path) -> Path:
+def write_report(ds: xr.Dataset, out_dir: Path,
+                 others: Sequence[tuple[str, xr.Dataset]] = (), label: str = "") -> Path:
     """Write the figures and `index.html` for the store `ds` into `out_dir`.
 
     Creates `out_dir` if needed and replaces files of the same names; never deletes
     anything else. Firm and facility figures are skipped when the store has no firms.
-    Returns the path of `index.html`.
+    `others` (name, store) adds figures that overlay their default and LTV-breach curves
+    on those of `ds` (named `label`). Returns the path of `index.html`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = market_plots(ds, out_dir)
     credit = None
+    doc = results.summary_document(ds)
     if "firm" in ds.dims:
         credit = analysis.credit_summary(ds)
         plots += credit_plots(ds, credit, out_dir)
+        plots += overlay_plots([(label or "this run", ds), *others], out_dir)
+        if has_lender_views(ds, doc):
+            plots += lender_plots(doc, out_dir)
+    tables = write_tables(doc, out_dir)
     index = out_dir / "index.html"
-    index.write_text(index_html(ds, plots, credit), encoding="utf-8")
+    index.write_text(index_html(ds, plots, doc, tables), encoding="utf-8")
     return index
+
+
+def write_tables(doc: dict, out_dir: Path) -> list[str]:
+    """The report's numbers as tidy CSV files beside the HTML (`table_<name>.csv`, the
+    columns of gpusim.results.CSV_COLUMNS); returns their file names."""
+    files = []
+    for name, text in results.csv_tables(doc).items():
+        (out_dir / f"table_{name}.csv").write_text(text, encoding="utf-8")
+        files.append(f"table_{name}.csv")
+    return files
 
 
 # --- figures ----------------------------------------------------------------------------------
 
-def new_figure() -> tuple[Figure, Axes]:
-    """A figure on the Agg canvas (no display, no pyplot state) and its one axes."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-
-def save(fig: Figure, out_dir: Path, file: str) -> str:
-    """Write `fig` as a PNG into `out_dir`; returns the file name (the HTML's link)."""
-    fig.savefig(out_dir / file, format="png")
-    return file
-
-
-def slug(name: str) -> str:
-    """A file-name-safe version of a firm or facility name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") or "unnamed"
-
-
 def long_name(name: str) -> str:
     """A variable's descriptive name (the same on cube and summary stores)."""
     return BY_NAME[name].long_name if name in BY_NAME else name
-
-
-def date_axis(ax: Axes) -> None:
-    """Month dates on the x axis, concisely labelled (years once, months between)."""
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("month")
-    ax.grid(alpha=0.3)
-
-
-def share_axis(ax: Axes, label: str) -> None:
-    """A y axis for probabilities and shares (units "1"), labelled in percent."""
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel(f"{label} [%]")
-    ax.set_ylim(bottom=0)
 
 
 def market_plots(ds: xr.Dataset, out_dir: Path) -> list[Plot]:
@@ -152,15 +133,16 @@ def _sketch_note(fan: xr.DataArray) -> str:
 
 def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot]:
     """Default and LTV-breach curves per firm, and a loss histogram per facility."""
+    band = f"; bands: Wilson {uncertainty.LEVEL:.0%} intervals"
     plots = [
-        Plot("Credit", save(curve_figure(credit.default_probability,
+        Plot("Credit", save(curve_figure(uncertainty.default_probability(ds).compute(),
                                          "cumulative probability of default",
                                          "P(default by month)"), out_dir, "default_curve.png"),
-             "cumulative default probability per firm"),
-        Plot("Credit", save(curve_figure(credit.ltv_breach_probability,
+             "cumulative default probability per firm" + band),
+        Plot("Credit", save(curve_figure(uncertainty.ltv_breach_probability(ds).compute(),
                                          "probability of an LTV breach in the month",
                                          "P(LTV breach)"), out_dir, "ltv_breach.png"),
-             "monthly LTV-breach probability per firm"),
+             "monthly LTV-breach probability per firm" + band),
     ]
     losses = ds["loss_total"].transpose("facility", "path").values
     firms = ds["facility_firm"].values
@@ -171,15 +153,45 @@ def credit_plots(ds: xr.Dataset, credit: xr.Dataset, out_dir: Path) -> list[Plot
     return plots
 
 
-def curve_figure(curve: xr.DataArray, title: str, ylabel: str) -> Figure:
-    """One line per firm of a (month, firm) probability curve."""
+def overlay_plots(stores: list[tuple[str, xr.Dataset]], out_dir: Path) -> list[Plot]:
+    """With more than one store: every store's default and LTV-breach curves in one
+    figure each (firms of stores without firms are skipped)."""
+    stores = [(name, ds) for name, ds in stores if "firm" in ds.dims]
+    if len(stores) < 2:
+        return []
+    plots = []
+    for file, estimate, title in (
+            ("overlay_default_curve.png", uncertainty.default_probability,
+             "cumulative probability of default"),
+            ("overlay_ltv_breach.png", uncertainty.ltv_breach_probability,
+             "probability of an LTV breach in the month")):
+        curves = [(name, estimate(ds).compute()) for name, ds in stores]
+        fig = curve_figure(curves[0][1], title, "probability", label=curves[0][0],
+                           more=curves[1:])
+        plots.append(Plot("Comparison", save(fig, out_dir, file),
+                          f"{title}: " + ", ".join(name for name, _ in stores)
+                          + f"; bands: Wilson {uncertainty.LEVEL:.0%} intervals"))
+    return plots
+
+
+def curve_figure(curve: xr.Dataset, title: str, ylabel: str, label: str = "",
+                 more: Sequence[tuple[str, xr.Dataset]] = ()) -> Figure:
+    """One line per firm of a (month, firm) probability curve (`value`), over a band from
+    its `ci_low` to its `ci_high`; `more` (name, curve) overlays other stores' curves,
+    dashed, each line labelled "store: firm"."""
     fig, ax = new_figure()
-    for firm in curve["firm"].values:
-        ax.plot(curve["month"].values, curve.sel(firm=firm).values, lw=2, label=str(firm))
+    for k, (name, data) in enumerate([(label, curve), *more]):
+        for firm in data["firm"].values:
+            one = data.sel(firm=firm)
+            text = f"{name}: {firm}" if more else str(firm)
+            line, = ax.plot(one["month"].values, one["value"].values, lw=2, label=text,
+                            ls=("-", "--", ":", "-.")[k % 4])
+            ax.fill_between(one["month"].values, one["ci_low"].values, one["ci_high"].values,
+                            color=line.get_color(), alpha=0.2, lw=0)
     share_axis(ax, ylabel)
     ax.set_title(title)
     date_axis(ax)
-    ax.legend(title="firm", frameon=False)
+    ax.legend(title=None if more else "firm", frameon=False, fontsize="small")
     return fig
 
 
@@ -251,30 +263,25 @@ pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem
 """
 
 
-def index_html(ds: xr.Dataset, plots: list[Plot], credit: xr.Dataset | None) -> str:
-    """The report page: provenance, headline credit tables, figures by section."""
+def index_html(ds: xr.Dataset, plots: list[Plot], doc: dict, tables: list[str]) -> str:
+    """The report page: provenance, headline credit tables (from the results document
+    `doc`, with their errors), links to the CSV `tables`, figures by section."""
     scenario = html.escape(str(ds.attrs.get("scenario", "")))
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
              f"<title>gpusim report: {scenario}</title><style>{CSS}</style></head><body>",
              f"<h1>gpusim report: {scenario}</h1>", provenance_html(ds)]
-    if credit is not None:
-        parts.append(credit_html(ds, credit))
+    if "firms" in doc:
+        parts.append(credit_html(ds, doc))
+        if has_lender_views(ds, doc):
+            parts.append(lender_html(doc))
+    parts.append("<p>These numbers as CSV: " + ", ".join(
+        f"<a href='{html.escape(t)}'>{html.escape(t)}</a>" for t in tables) + "</p>")
     for section in dict.fromkeys(p.section for p in plots):
         parts.append(f"<h2>{section}</h2>")
         parts += [figure_html(p) for p in plots if p.section == section]
     parts.append(config_html(ds))
     parts.append("</body></html>\n")
     return "\n".join(parts)
-
-
-def table_html(header: list[str] | None, rows: list[list], numeric_from: int = 1) -> str:
-    """A small HTML table; cells are escaped, columns from `numeric_from` right-aligned."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header or [])
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=num' if j >= numeric_from else ''}>"
-                         f"{html.escape(str(c))}</td>" for j, c in enumerate(row)) + "</tr>"
-        for row in rows)
-    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
 def provenance_html(ds: xr.Dataset) -> str:
@@ -295,36 +302,40 @@ CREDIT_NOTE = (
     "<p>PD: share of paths on which the firm has defaulted by that month. Losses are the "
     f"lender's over the whole run: expected loss (mean over paths), VaR {VAR_Q:.0%} (the loss "
     f"exceeded on {1 - VAR_Q:.0%} of paths) and ES {ES_Q:.1%} (the mean of the worst "
-    f"{1 - ES_Q:.1%}).</p>")
+    f"{1 - ES_Q:.1%}). Brackets: {uncertainty.LEVEL:.0%} intervals of the Monte Carlo "
+    "error (Wilson for probabilities, order statistics for VaR, the tail mean's asymptotic "
+    "standard error for ES); ±: the standard error.</p>")
 
 
-def credit_html(ds: xr.Dataset, credit: xr.Dataset) -> str:
+def credit_html(ds: xr.Dataset, doc: dict) -> str:
     """Headline credit numbers: PDs by firm at the headline months, losses by facility."""
-    return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, credit)
-            + loss_table(ds, credit))
+    return ("<h2>Headline credit numbers</h2>" + CREDIT_NOTE + firm_table(ds, doc)
+            + loss_table(doc))
 
 
-def firm_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
-    """PD at months 12, 36 and the last, and the worst monthly LTV-breach probability."""
+def firm_table(ds: xr.Dataset, doc: dict) -> str:
+    """PD at months 12, 36 and the last, and the worst monthly LTV-breach probability,
+    each with its Wilson 95% interval."""
     months = headline_months(ds)
     header = ["firm", *(f"PD by {str(ds['month'].values[m])[:7]}" for m in months),
               "max monthly P(LTV breach)"]
     rows = []
-    for firm in credit["firm"].values:
-        pd = credit.default_probability.sel(firm=firm).values
-        breach = credit.ltv_breach_probability.sel(firm=firm).values.max()
-        rows.append([str(firm), *(f"{pd[m]:.1%}" for m in months), f"{breach:.1%}"])
+    for firm in doc["firms"]:
+        worst = max(firm["ltv_breach"], key=lambda p: p["value"] or 0.0)
+        rows.append([firm["name"], *(interval(firm["pd"][m], percent) for m in months),
+                     interval(worst, percent)])
     return table_html(header, rows)
 
 
-def loss_table(ds: xr.Dataset, credit: xr.Dataset) -> str:
-    """Expected loss, VaR and ES of each facility, in USD."""
+def loss_table(doc: dict) -> str:
+    """Expected loss (± its standard error), VaR and ES of each facility with their 95%
+    intervals, in USD."""
     header = ["facility", "firm", "expected loss [USD]", f"VaR {VAR_Q:.0%} [USD]",
               f"ES {ES_Q:.1%} [USD]"]
-    columns = ("expected_loss", "value_at_risk_99", "expected_shortfall_97_5")
-    firms = ds["facility_firm"].values
-    rows = [[str(name), str(firms[i]), *(format_value(float(credit[c][i])) for c in columns)]
-            for i, name in enumerate(credit["facility"].values)]
+    rows = [[f["name"], f["firm"],
+             f"{usd(f['expected_loss']['value'])} ± {usd(f['expected_loss']['se'])}",
+             interval(f["var_99"], usd), interval(f["es_975"], usd)]
+            for f in doc["facilities"]]
     return table_html(header, rows, numeric_from=2)
 
 

@@ -19,7 +19,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MARKET_PNGS = ["fan_rental_price.png", "fan_collateral_value.png", "fan_token_demand.png",
                "fan_utilization.png"]
 CREDIT_PNGS = ["default_curve.png", "ltv_breach.png", "loss_ddtl.png", "loss_notes.png",
-               "loss_gpu_loan.png"]
+               "loss_gpu_loan.png", "exposure_ddtl.png", "exposure_notes.png",
+               "exposure_gpu_loan.png"]
 
 
 @pytest.fixture(scope="module", params=["cube", "summary"])
@@ -45,8 +46,13 @@ def test_report_writes_every_figure_and_the_index(store, tmp_path):
         assert f"src='{name}'" in page
     assert sorted(p.name for p in index.parent.glob("*.png")) == sorted(MARKET_PNGS + CREDIT_PNGS)
     for text in ("small", "<td>seed</td><td>1</td>", ds.attrs["mode"], "<details>",
-                 "horizon_months: 24", "VaR 99%", "ES 97.5%", "lessor", "gpu_loan"):
+                 "horizon_months: 24", "VaR 99%", "ES 97.5%", "lessor", "gpu_loan",
+                 "Lender's view", "hazard", "EL, defaults in year 2"):
         assert text in page
+    if ds.attrs["mode"] == "summary":  # says what it lacks for LGD and held exposure
+        assert "run with --mode cube" in page and "mean LGD" not in page
+    else:
+        assert "mean LGD" in page
 
 
 def test_report_without_firms_has_market_figures_only(tmp_path):

@@ -1,0 +1,107 @@
+"""The analyst's subcommands of `gpusim`: `compare` and `sweep` (their arguments and what
+they do), kept beside gpusim.cli so that the command-line module stays about running."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from gpusim.compare import compare
+from gpusim.errors import InputError
+from gpusim.store import open_store
+from gpusim.sweep import (
+    parse_target,
+    parse_vary,
+    plan_sweep,
+    reverse_stress,
+    run_sweep,
+    sweep_document,
+)
+from gpusim.tables import print_compare, print_reverse
+
+
+def add_analysis_parsers(sub: Any, count: Callable[[str], int], seed: Callable[[str], int]
+                         ) -> None:
+    """Add `compare` and `sweep` to the subcommands `sub`; `count` and `seed` are the CLI's
+    argument types for path counts and seeds."""
+    p = sub.add_parser("compare", help="headline numbers of stores side by side, with the "
+                       "differences against the first and their standard errors")
+    p.add_argument("stores", type=Path, nargs="+", metavar="STORE",
+                   help="two or more stores; the first is the baseline")
+    p.add_argument("--format", default="table", choices=["table", "json"],
+                   help="table (default) or json (schema gpusim.compare/1)")
+
+    p = sub.add_parser("sweep", help="a grid of scenarios on common random numbers, into a "
+                       "folder of stores; prints each against the baseline")
+    p.add_argument("config", type=Path, help="scenario YAML")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a config key and its values (repeatable: the grid is every "
+                        "combination), e.g. market.price.initial=1.5,2,2.5")
+    p.add_argument("--paths", type=count, default=10_000, help="paths per scenario")
+    p.add_argument("--seed", type=seed, default=0, help="the seed every scenario shares")
+    p.add_argument("--out", type=Path, required=True, help="folder of the scenario stores")
+    p.add_argument("--mode", default="cube", choices=["cube", "summary"])
+    p.add_argument("--block-paths", type=count, default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every scenario")
+    p.add_argument("--baseline", type=int, default=0,
+                   help="index of the scenario the others are compared with (default 0)")
+    p.add_argument("--reverse", default=None, metavar="FIRM,YYYY-MM,PD",
+                   help="reverse stress: the value of the (one, numeric) varied key at which "
+                        "FIRM's PD by the month crosses PD, with an interval")
+    p.add_argument("--workers", type=count, default=None, metavar="N",
+                   help="run each scenario's blocks on a local dask cluster of N processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run each scenario's blocks on an existing dask cluster")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sweep")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
+
+
+
+def store_labels(paths: Sequence[Path]) -> list[str]:
+    """Short names for stores: their file names, or the paths given when names repeat."""
+    names = [p.name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    """Compare stores against the first: paired when they share seed and paths."""
+    if len(args.stores) < 2:
+        raise InputError(f"compare: got {len(args.stores)} store ({args.stores[0]}); expected "
+                         "two or more, the first being the baseline")
+    stores = [open_store(path) for path in args.stores]  # each checked before any work
+    doc = compare(stores, store_labels(args.stores))
+    if args.format == "json":
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print_compare(doc, console)
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console,
+              progress_bar: Callable[[Console, bool], Progress]) -> None:
+    """Run a grid of scenarios on the same seed and paths, then compare them (with
+    `progress_bar(console, quiet)`, the CLI's progress display)."""
+    vary = parse_vary(args.vary)
+    run_args = {"paths": args.paths, "seed": args.seed, "mode": args.mode,
+                "block_paths": args.block_paths, "device": args.device,
+                "workers": args.workers, "scheduler": args.scheduler}
+    scenarios = plan_sweep(args.config, vary, args.out, args.overrides, resume=args.resume,
+                           overwrite=args.overwrite, **run_args)
+    target = None if args.reverse is None else parse_target(
+        args.reverse, scenarios[0].request.config, vary)
+    if not 0 <= args.baseline < len(scenarios):
+        raise InputError(f"--baseline {args.baseline}: expected a scenario index from 0 to "
+                         f"{len(scenarios) - 1}")
+    with progress_bar(console, False) as progress:
+        task = progress.add_task(f"{len(scenarios)} scenarios", total=args.paths * len(scenarios))
+        run_sweep(scenarios, vary, args.out, run_args, lambda n: progress.advance(task, n))
+    print_compare(sweep_document(args.out, args.baseline), console)
+    if target is not None:
+        print_reverse(reverse_stress(args.out, target), console)

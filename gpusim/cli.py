@@ -14,7 +14,8 @@ import platform
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from rich.console import Console
@@ -33,8 +34,10 @@ from rich.table import Table
 from rich.text import Text
 
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
-from gpusim.config import Config, config_to_yaml, load_config
+from gpusim.config import Config, config_to_yaml, excerpt, load_config
+from gpusim.cube import MAX_PATHS
 from gpusim.errors import InputError
+from gpusim.executors.cluster import MAX_WORKERS
 from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
     GPU_BLOCK_PATHS,
@@ -42,6 +45,7 @@ from gpusim.plan import (
     check_run,
     execute,
 )
+from gpusim.storage import OutOfSpace, check_writable_folder
 from gpusim.store import open_store
 from gpusim.version import __version__
 
@@ -74,19 +78,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as InputError (exit 2, one paragraph)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def count(text: str) -> int:
-    """A path or block count: '10000', '10_000' or '1e4' (must be a whole number ≥ 1)."""
-    expected = f"expected a positive whole number, got {text!r}"
-    try:
-        value = float(text.replace("_", "")) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(expected) from None
-    if value != int(value) or value < 1:
-        raise argparse.ArgumentTypeError(expected)
-    return int(value)
+def count_up_to(limit: int, what: str) -> Callable[[str], int]:
+    """An argparse type for a count in [1, limit]: '10000', '10_000' or '1e4'. The text is
+    read exactly (no float), so '1e400' or 10**12 is refused without allocating."""
+
+    def count(text: str) -> int:
+        expected = (f"expected a whole number from 1 to {limit:,} ({what}), got "
+                    f"{excerpt(text)!r}")
+        try:
+            value = Decimal(text.strip().replace("_", ""))
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(expected) from None
+        if not value.is_finite() or not 1 <= value <= limit or value != value.to_integral():
+            raise argparse.ArgumentTypeError(expected)
+        return int(value)
+
+    return count
 
 
 def seed(text: str) -> int:
@@ -108,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate a scenario and write a zarr store")
     p.add_argument("config", type=Path, help="scenario YAML (e.g. configs/base.yaml)")
-    p.add_argument("--paths", type=count, default=10_000, help="number of paths (default 10000)")
+    p.add_argument("--paths", type=count_up_to(MAX_PATHS, "MAX_PATHS"), default=10_000,
+                   help="number of paths (default 10000)")
     p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
-    p.add_argument("--block-paths", type=count, default=None,
+    p.add_argument("--block-paths", type=count_up_to(2**31 - 1, "a block is counted in 32 bits"),
+                   default=None,
                    help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS:,} on "
                         f"the CPU; on a GPU {GPU_BLOCK_PATHS:,} for a cube, "
                         f"{GPU_SUMMARY_BLOCK_PATHS:,} for a summary); results do not depend "
@@ -129,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "when CuPy and a device are present, else numpy")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     cluster = p.add_argument_group("cluster (dask.distributed; default: in-process)")
-    cluster.add_argument("--workers", type=count, default=None, metavar="N",
+    cluster.add_argument("--workers", type=count_up_to(MAX_WORKERS, "MAX_WORKERS"),
+                         default=None, metavar="N",
                          help="start a local cluster of N worker processes")
     cluster.add_argument("--cuda-workers", action="store_true",
                          help="start dask-cuda's LocalCUDACluster: one worker per GPU")
@@ -269,6 +282,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
     from gpusim.report import write_report  # matplotlib only loads for this command
 
     out = args.out
+    check_writable_folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} exists and is not a folder; choose a folder "
                          "for the report")
@@ -359,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # stdout closed early (e.g. `gpusim schema | head`): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except OutOfSpace as err:
+        errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_ERROR
     except (KeyboardInterrupt, InterruptedRun) as err:
         errors.print(f"gpusim: {err or 'interrupted'}", markup=False, highlight=False,
                      soft_wrap=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+import yaml
 import zarr
 from zarr.codecs import BloscCodec
 
@@ -89,12 +89,6 @@ def is_store(path: Path) -> bool:
     return (path / "zarr.json").is_file()
 
 
-def remove_store(path: Path) -> None:
-    """Delete a store, its root metadata first: a store killed mid-deletion is no store."""
-    (path / "zarr.json").unlink()
-    shutil.rmtree(path)
-
-
 # --- identity -------------------------------------------------------------------------------
 
 def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str,
@@ -113,18 +107,57 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         attrs = dict(zarr.open_group(out, mode="r").attrs)
     differs = [key for key in IDENTITY if attrs.get(key) != identity[key]]
     if differs:
-        details = "; ".join(
-            f"{key}: store has {_short(attrs.get(key))}, this run {_short(identity[key])}"
-            for key in differs)
-        raise InputError(f"--resume: {out} was written by a different run ({details}); "
-                         "resume with the same config, seed, paths, block size, mode and "
-                         "device (cpu or gpu), or start a new store")
+        lines = []
+        for key in differs:
+            if key == "config":
+                lines += config_differences(attrs.get(key), identity[key])
+            else:
+                lines.append(f"{key}: {_short(attrs.get(key))} → {_short(identity[key])}")
+        shown = lines[:MAX_DIFFERENCES]
+        if len(lines) > len(shown):
+            shown.append(f"... and {len(lines) - len(shown)} more")
+        raise InputError(f"--resume: {out} was written by a different run (store → this "
+                         "run):\n  " + "\n  ".join(shown) + "\nresume with the same config, "
+                         "seed, paths, block size, mode and device (cpu or gpu), or start a "
+                         "new store")
     return attrs
+
+
+MAX_DIFFERENCES = 6
+"""Lines a refused resume lists (then how many more differ)."""
 
 
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) < 60 else f"a different value ({len(text)} characters)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping/list as {dotted.key: leaf} (list items by index, as --set takes)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {prefix or "config": value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    return out or {prefix or "config": value}
+
+
+def config_differences(stored: Any, current: Any) -> list[str]:
+    """`dotted.key: old → new` for each config field that differs between two resolved
+    configs (as stored, YAML text); '(none)' for a field one of them lacks."""
+    try:
+        old, new = (_flatten(yaml.safe_load(text)) if isinstance(text, str) else {}
+                    for text in (stored, current))
+    except yaml.YAMLError:
+        return ["config: the store's config is not readable YAML"]
+    missing = object()
+    return [f"{key}: {_short(old.get(key, '(none)'))} → {_short(new.get(key, '(none)'))}"
+            for key in [*old, *(k for k in new if k not in old)]
+            if old.get(key, missing) != new.get(key, missing)] or ["config: (formatting)"]
 
 
 # --- layout ---------------------------------------------------------------------------------

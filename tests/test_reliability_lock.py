@@ -1,0 +1,73 @@
+"""One writer per store: a second run is refused naming the holder; a dead holder's lock
+does not block --resume. Real processes, stopped (SIGSTOP) and killed (SIGKILL)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import xarray as xr
+from reliability import gpusim, holder_pid, kill, small_file, start, wait_for
+
+from gpusim.errors import InputError
+from gpusim.storage import lock_path, store_lock
+
+LONG_RUN = ("--paths", "40000", "--block-paths", "500", "--device", "cpu", "--quiet")
+"""A run of 80 blocks: long enough to be caught holding its lock."""
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    config, out = small_file(tmp_path), tmp_path / "x.zarr"
+    first = start("run", str(config), "--out", str(out), *LONG_RUN)
+    try:
+        wait_for(lambda: holder_pid(lock_path(out)) == first.pid and (out / "zarr.json")
+                 .is_file(), "the lock's holder record and the laid-out store", proc=first)
+        kill(first, signal.SIGSTOP)  # suspended, as a slow run would be, lock still held
+        second = gpusim("run", str(config), "--out", str(out), "--overwrite", *LONG_RUN)
+        assert second.returncode == 2, second.stderr
+        assert f"pid {first.pid}" in second.stderr and "another run" in second.stderr
+        assert "Traceback" not in second.stderr
+        resumed = gpusim("run", str(config), "--out", str(out), "--resume", *LONG_RUN)
+        assert resumed.returncode == 2 and f"pid {first.pid}" in resumed.stderr
+        assert holder_pid(lock_path(out)) == first.pid  # refusals leave the record alone
+        kill(first, signal.SIGCONT)
+        first.wait(timeout=120)
+        assert first.returncode == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            kill(first, signal.SIGCONT)
+            kill(first)
+    with xr.open_zarr(out) as ds:
+        assert ds.attrs["seed"] == 0 and "run_finished" in ds.attrs
+
+
+def test_a_dead_holder_does_not_block_resume(tmp_path):
+    config, out = small_file(tmp_path), tmp_path / "x.zarr"
+    first = start("run", str(config), "--out", str(out), *LONG_RUN)
+    try:
+        wait_for(lambda: (out / "_gpusim" / "blocks_done" / "c").is_dir(),
+                 "the first written block", proc=first)
+    finally:
+        kill(first)
+    assert holder_pid(lock_path(out)) == first.pid  # the record stays, its lock does not
+    resumed = gpusim("run", str(config), "--out", str(out), "--resume", *LONG_RUN)
+    assert resumed.returncode == 0, resumed.stderr
+    assert holder_pid(lock_path(out)) != first.pid
+    with xr.open_zarr(out) as ds:
+        assert "run_finished" in ds.attrs and ds.sizes["path"] == 40000
+
+
+def test_the_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
+    out = tmp_path / "y.zarr"
+    holder = start(code="import sys, time\nfrom pathlib import Path\n"
+                        "from gpusim.storage import store_lock\n"
+                        "with store_lock(Path(sys.argv[1])):\n"
+                        "    print('held', flush=True); time.sleep(60)\n", *[str(out)])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=f"pid {holder.pid} on host"), store_lock(out):
+            pass
+    finally:
+        kill(holder)
+    with store_lock(out):  # free again once its holder is gone
+        assert holder_pid(lock_path(out)) is not None

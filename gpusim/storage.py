@@ -20,7 +20,6 @@ import errno
 import getpass
 import json
 import os
-import shutil
 import socket
 import sys
 import tempfile
@@ -28,7 +27,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from os import rename
 from pathlib import Path
+from shutil import rmtree
 
 from filelock import FileLock, Timeout
 
@@ -171,7 +172,7 @@ def clear_leftovers(out: Path) -> None:
     for prefix in (_NEW, _OLD):
         for leftover in out.parent.glob(f".{out.name}.{prefix}-*"):
             if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
+                rmtree(leftover, ignore_errors=True)
 
 
 def replace_store(new: Path, out: Path) -> None:
@@ -183,10 +184,10 @@ def replace_store(new: Path, out: Path) -> None:
             raise InputError(f"--out {str(out)!r} is not a gpusim store; refusing to replace "
                              "it")
         aside = out.with_name(f".{out.name}.{_OLD}-{uuid.uuid4().hex[:12]}")
-        os.rename(out, aside)
-    os.rename(new, out)
+        rename(out, aside)
+    rename(new, out)
     if aside is not None:
-        shutil.rmtree(aside)
+        rmtree(aside)
 
 
 # --- a full disk ---------------------------------------------------------------------

@@ -59,10 +59,10 @@ def test_a_dead_holder_does_not_block_resume(tmp_path):
 
 def test_the_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
     out = tmp_path / "y.zarr"
-    holder = start(code="import sys, time\nfrom pathlib import Path\n"
-                        "from gpusim.storage import store_lock\n"
-                        "with store_lock(Path(sys.argv[1])):\n"
-                        "    print('held', flush=True); time.sleep(60)\n", *[str(out)])
+    holder = start(str(out), code="import sys, time\nfrom pathlib import Path\n"
+                                  "from gpusim.storage import store_lock\n"
+                                  "with store_lock(Path(sys.argv[1])):\n"
+                                  "    print('held', flush=True); time.sleep(60)\n")
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(InputError, match=f"pid {holder.pid} on host"), store_lock(out):

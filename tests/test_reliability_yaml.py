@@ -4,8 +4,8 @@ deep nesting, non-UTF-8 text, binary data, oversized files and duplicate keys.""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import yaml

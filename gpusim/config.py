@@ -40,7 +40,7 @@ MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES = 16, 32, 32
 FACTORS: tuple[str, ...] = ("demand", "growth", "price", "collateral", "rate", "spread")
 """The correlated normal factors of MODEL.md §1, in the order of the random streams."""
 
-_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII digits only
 
 
 def _check_month(value: str) -> str:
@@ -787,7 +787,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         if not sep or not key.strip():
             raise InputError(f"--set {item!r}: expected dotted.key=value")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)  # the config files' limits hold for --set values too
         except yaml.YAMLError:
             value = raw
         parts = key.strip().split(".")

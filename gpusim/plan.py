@@ -9,6 +9,7 @@ block as it is written, so an interrupted run resumes exactly where it stopped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,8 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
     if scheduler is not None:
         check_scheduler(scheduler)
     out = Path(out)
+    if out.name in ("", "..") or str(out) == ".":
+        out = Path(os.path.abspath(out))  # the lock and staging folders need its name
     check_output(out, overwrite, resume)
     return RunRequest(config, out, paths, seed, block_paths, overwrite, device, mode, resume,
                       source, workers, cuda_workers, scheduler)

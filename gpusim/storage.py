@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import getpass
+import glob
 import json
 import os
 import socket
@@ -152,11 +153,13 @@ def check_writable_folder(target: Path, flag: str) -> None:
     if not parent.is_dir():
         raise InputError(f"{flag} {str(target)!r} is under {str(parent)!r}, which is a file, "
                          "not a folder; choose a path in a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".gpusim-probe-", dir=parent))
-    except OSError as err:
-        raise InputError(f"{flag} {str(target)!r}: cannot write in {str(parent)!r} "
-                         f"({err.strerror}); choose a writable location") from None
+    existing = target.is_dir() and not target.is_symlink()
+    for folder in (parent, target) if existing else (parent,):
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".gpusim-probe-", dir=folder))
+        except OSError as err:
+            raise InputError(f"{flag} {str(target)!r}: cannot write in {str(folder)!r} "
+                             f"({err.strerror}); choose a writable location") from None
 
 
 # --- laying out beside the target and replacing it ------------------------------------
@@ -170,7 +173,7 @@ def clear_leftovers(out: Path) -> None:
     """Remove what killed runs of this store left beside it (half-laid-out or half-deleted
     folders under our hidden names). Call only while holding the store's lock."""
     for prefix in (_NEW, _OLD):
-        for leftover in out.parent.glob(f".{out.name}.{prefix}-*"):
+        for leftover in out.parent.glob(f".{glob.escape(out.name)}.{prefix}-*"):
             if leftover.is_dir() and not leftover.is_symlink():
                 rmtree(leftover, ignore_errors=True)
 

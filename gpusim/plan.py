@@ -10,6 +10,7 @@ block as it is written, so an interrupted run resumes exactly where it stopped.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from gpusim.storage import (
     store_lock,
 )
 from gpusim.store import (
+    STORE_ID,
     check_resumable,
     create_layout,
     mark_finished,
@@ -156,18 +158,20 @@ class Plan:
         return cls(request, block_paths, blocks(r.paths, block_paths), identity,
                    executor.device_name)
 
-    def lay_out(self) -> None:
+    def lay_out(self) -> str | None:
         """Create the store (replacing the old one with --overwrite), or check that the
-        store to resume is the same run."""
+        store to resume is the same run. Returns the store's id (None for a store laid
+        out before stores had one)."""
         r = self.request
         if r.resume:
-            check_resumable(r.out, self.identity)
-            return
+            return check_resumable(r.out, self.identity).get(STORE_ID)
+        store_id = uuid.uuid4().hex
         attrs = provenance(r.config, r.seed, r.paths, self.device_name) | self.identity | {
-            "config_given": r.source, "run_started": now_iso()}
+            "config_given": r.source, "run_started": now_iso(), STORE_ID: store_id}
         staged = staging_path(r.out)  # laid out beside, renamed into place when whole
         create_layout(staged, r.config, r.paths, self.block_paths, attrs, r.mode)
         replace_store(staged, r.out)
+        return store_id
 
 
 def execute(request: RunRequest, on_block: Callable[[int], None] | None = None) -> Path:
@@ -202,7 +206,7 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
     with open_executor(r.config, r.device, r.workers, r.cuda_workers, r.scheduler
                        ) as executor, quiet_zarr():
         plan = Plan.make(r, executor)
-        plan.lay_out()
+        store_id = plan.lay_out()
         laid_out[0] = True
         record = progress(r.out, r.config, r.mode)
         todo = [b for b in plan.blocks if b.index not in record.done]
@@ -214,7 +218,7 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
             record.record(block.index, result)
             report(block.paths)
 
-        executor.run(task_for(r.mode, r.out, r.seed), todo, done)
+        executor.run(task_for(r.mode, r.out, r.seed, store_id), todo, done)
         record.finish()
         finished = {"run_finished": now_iso()}
         if r.resume:

@@ -52,8 +52,12 @@ from gpusim.outputs import (
     output_names,
     summary_variables,
 )
+from gpusim.storage import root_attributes
 
 CONTROL_GROUP = "_gpusim"
+STORE_ID = "store_id"
+"""Root attribute: a random id given to each store when it is laid out (a resumed run
+keeps it). Block tasks carry it and write only into the store that still has it."""
 CHECKPOINT = "_gpusim_checkpoint.npz"
 CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
 """Summary mode saves its sketches at most this often (and at the end); a killed summary
@@ -193,8 +197,28 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
         "blocks_done", shape=(n_blocks,), chunks=(1,), dtype="int8", fill_value=0)
 
 
-def write_region(out: Path, ds: xr.Dataset, start: int, stop: int) -> None:
-    """Write one block's per-path data into its (chunk-aligned) region of the store."""
+class StaleWriter(RuntimeError):
+    """A block task of a run whose store has since been replaced (e.g. a dask worker still
+    busy for a killed client): its block is not written into the new store."""
+
+
+def check_store_id(out: Path, store_id: str | None) -> None:
+    """StaleWriter unless the store at `out` is the one laid out as `store_id` (None: a
+    store from before store ids, not checked)."""
+    if store_id is None:
+        return
+    found = (root_attributes(out) or {}).get(STORE_ID)
+    if found != store_id:
+        raise StaleWriter(f"{out} is no longer the store this block was computed for "
+                          f"(store id {found}, expected {store_id}): it was replaced; "
+                          "the block is not written")
+
+
+def write_region(out: Path, ds: xr.Dataset, start: int, stop: int,
+                 store_id: str | None = None) -> None:
+    """Write one block's per-path data into its (chunk-aligned) region of the store, if
+    it is still the store laid out as `store_id` (see `check_store_id`)."""
+    check_store_id(out, store_id)
     data = ds.drop_vars(list(ds.coords))  # coordinates are written once, with the layout
     data.to_zarr(out, region={"path": slice(start, stop)}, zarr_format=3, consolidated=False)
 
@@ -268,14 +292,16 @@ class Summary:
         return summary
 
 
-def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int
-                   ) -> None:
+def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int,
+                   store_id: str | None = None) -> None:
     """Write a summary block's exact per-path variables into their region of the store."""
     per_path = xr.Dataset({
         name: (BY_NAME[name].dims, to_path_major(block.per_path[name], BY_NAME[name].dims))
         for name in PER_PATH if name in output_names(config)})
     if per_path.data_vars:
-        write_region(out, per_path, start, stop)
+        write_region(out, per_path, start, stop, store_id)
+    else:
+        check_store_id(out, store_id)
 
 
 # --- completion -----------------------------------------------------------------------------

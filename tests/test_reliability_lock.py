@@ -7,10 +7,16 @@ import signal
 
 import pytest
 import xarray as xr
+from helpers import small_config
 from reliability import gpusim, holder_pid, kill, small_file, start, wait_for
 
+import gpusim as gpusim_api
+from gpusim.backends.base import blocks
+from gpusim.backends.devices import select_backend
 from gpusim.errors import InputError
-from gpusim.storage import lock_path, store_lock
+from gpusim.executors.tasks import run_block, task_for
+from gpusim.storage import lock_path, root_attributes, store_lock
+from gpusim.store import STORE_ID, StaleWriter
 
 LONG_RUN = ("--paths", "40000", "--block-paths", "500", "--device", "cpu", "--quiet")
 """A run of 80 blocks: long enough to be caught holding its lock."""
@@ -71,3 +77,25 @@ def test_the_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
         kill(holder)
     with store_lock(out):  # free again once its holder is gone
         assert holder_pid(lock_path(out)) is not None
+
+
+@pytest.mark.parametrize("mode", ["cube", "summary"])
+def test_a_stale_block_task_never_writes_into_a_replaced_store(tmp_path, mode):
+    """A block task still running for a run whose store was since replaced (a dask worker
+    of a killed client) is refused: it carries the id of the store it was computed for."""
+    config, out = small_config(), tmp_path / "x.zarr"
+    common = {"paths": 200, "block_paths": 100, "mode": mode}
+    gpusim_api.run(config, out, seed=1, **common)
+    old_id = root_attributes(out)[STORE_ID]
+    gpusim_api.run(config, out, seed=2, overwrite=True, **common)
+    new_id = root_attributes(out)[STORE_ID]
+    assert new_id != old_id
+    with xr.open_zarr(out) as ds:
+        before = ds.load()
+    stale = task_for(mode, out, 1, old_id)
+    with pytest.raises(StaleWriter, match="replaced"):
+        run_block(stale, select_backend(config, "cpu"), blocks(200, 100)[0])
+    with xr.open_zarr(out) as ds:
+        xr.testing.assert_identical(ds.load(), before)
+    gpusim_api.run(config, out, seed=2, resume=True, **common)  # a resume keeps the id
+    assert root_attributes(out)[STORE_ID] == new_id

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import traceback
@@ -35,9 +34,12 @@ from rich.text import Text
 
 from gpusim.analysis import headline_months
 from gpusim.cli_analysis import add_analysis_parsers, cmd_compare, cmd_sweep, store_labels
+from gpusim.cli_args import CONFIG_HELP, Parser, config_source, count_up_to, seed
 from gpusim.config import Config, config_to_yaml, load_config
+from gpusim.cube import MAX_PATHS
 from gpusim.errors import InputError
 from gpusim.estimate import CUBE_LIMIT_BYTES, Estimate, estimate, format_bytes
+from gpusim.executors.cluster import MAX_WORKERS
 from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
     GPU_BLOCK_PATHS,
@@ -48,6 +50,7 @@ from gpusim.plan import (
 from gpusim.results import rows, summary_document, to_csv
 from gpusim.scenarios import configs_dir, copy_scenario, scenario_path, scenarios
 from gpusim.schema import schema_text
+from gpusim.storage import OutOfSpace, check_writable_folder
 from gpusim.store import open_store
 from gpusim.tables import print_credit, print_lender, print_market
 from gpusim.version import __version__
@@ -59,72 +62,22 @@ class InterruptedRun(Exception):
     """Ctrl-C during a run: exit 1 with a hint to resume."""
 
 
-def config_source(path: Path, overrides: Sequence[str]) -> str:
-    """The config as given: the file's text (and what it extends) plus the overrides."""
-    parts = [f"# {path}\n{path.read_text()}"]
-    text = parts[0]
-    seen = {path.resolve()}
-    while (match := re.search(r"^extends:\s*['\"]?([^'\"\s#]+)", text, flags=re.M)):
-        parent = (path.parent / match.group(1)).resolve()
-        if parent in seen or not parent.is_file():
-            break
-        seen.add(parent)
-        text = parent.read_text()
-        parts.append(f"# {parent.name}\n{text}")
-        path = parent
-    if overrides:
-        parts.append("# --set " + " --set ".join(overrides))
-    return "\n".join(parts)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as InputError (exit 2, one paragraph)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-
-def count(text: str) -> int:
-    """A path or block count: '10000', '10_000' or '1e4' (must be a whole number ≥ 1)."""
-    expected = f"expected a positive whole number, got {text!r}"
-    try:
-        value = float(text.replace("_", "")) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(expected) from None
-    if value != int(value) or value < 1:
-        raise argparse.ArgumentTypeError(expected)
-    return int(value)
-
-
-def seed(text: str) -> int:
-    """A seed: an integer in [0, 2**64)."""
-    expected = f"expected an integer in [0, 2**64), got {text!r}"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(expected) from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(expected)
-    return value
-
-
-CONFIG_HELP = "a scenario: a YAML file, or a shipped scenario's name (see 'gpusim configs')"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand and option; `gpusim --help` lists the subcommands."""
-    parser = _Parser(prog="gpusim", description=__doc__.splitlines()[0],
+    parser = Parser(prog="gpusim", description=__doc__.splitlines()[0],
                      epilog="'gpusim COMMAND --help' shows a command's options")
     parser.add_argument("--version", action="version", version=f"gpusim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 title="commands", metavar="COMMAND")
 
     p = sub.add_parser("run", help="simulate a scenario and write a zarr store")
     p.add_argument("config", help=CONFIG_HELP + ", e.g. base or configs/base.yaml")
-    p.add_argument("--paths", type=count, default=10_000, help="number of paths (default 10000)")
+    p.add_argument("--paths", type=count_up_to(MAX_PATHS, "MAX_PATHS"), default=10_000,
+                   help="number of paths (default 10000)")
     p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
-    p.add_argument("--block-paths", type=count, default=None,
+    p.add_argument("--block-paths", type=count_up_to(2**31 - 1, "a block is counted in 32 bits"),
+                   default=None,
                    help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS:,} on "
                         f"the CPU; on a GPU {GPU_BLOCK_PATHS:,} for a cube, "
                         f"{GPU_SUMMARY_BLOCK_PATHS:,} for a summary); results do not depend "
@@ -145,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "when CuPy and a device are present, else numpy")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     cluster = p.add_argument_group("cluster (dask.distributed; default: in-process)")
-    cluster.add_argument("--workers", type=count, default=None, metavar="N",
+    cluster.add_argument("--workers", type=count_up_to(MAX_WORKERS, "MAX_WORKERS"),
+                         default=None, metavar="N",
                          help="start a local cluster of N worker processes")
     cluster.add_argument("--cuda-workers", action="store_true",
                          help="start dask-cuda's LocalCUDACluster: one worker per GPU")
@@ -158,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table (default): rich tables; json: the document of "
                         "docs/results.md; csv: the same numbers as tidy rows")
 
-    add_analysis_parsers(sub, count, seed)
+    add_analysis_parsers(sub, count_up_to(MAX_PATHS, "MAX_PATHS"), seed)
 
     p = sub.add_parser("validate", help="check a config (and print it resolved)")
     p.add_argument("config", help=CONFIG_HELP)
@@ -310,6 +264,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
     from gpusim.report import write_report  # matplotlib only loads for this command
 
     out = args.out
+    check_writable_folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} exists and is not a folder; choose a folder "
                          "for the report")
@@ -423,6 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # stdout closed early (e.g. `gpusim schema | head`): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except OutOfSpace as err:
+        errors.print(f"gpusim: {err}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_ERROR
     except (KeyboardInterrupt, InterruptedRun) as err:
         errors.print(f"gpusim: {err or 'interrupted'}", markup=False, highlight=False,
                      soft_wrap=True)

@@ -27,10 +27,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from gpusim.errors import InputError
+from gpusim.safe_yaml import excerpt, parse_yaml, read_config_text, yaml_problem
 from gpusim.scenarios import scenario_path
 
 MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES, MAX_LAG = 16, 32, 32, 60
@@ -39,7 +42,7 @@ MAX_FIRMS, MAX_CONTRACTS, MAX_FACILITIES, MAX_LAG = 16, 32, 32, 60
 FACTORS: tuple[str, ...] = ("demand", "growth", "price", "collateral", "rate", "spread")
 """The correlated normal factors of MODEL.md §1, in the order of the random streams."""
 
-_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")  # ASCII digits only
 
 
 def _check_month(value: str) -> str:
@@ -58,9 +61,45 @@ def month_number(month: str) -> int:
     return int(year) * 12 + int(mon) - 1
 
 
+def _ns_month(value: int, step: int) -> int:
+    """month_number of the first whole month at the end of datetime64[ns]'s range."""
+    month = np.datetime64(value, "ns").astype("datetime64[M]") + step
+    return 1970 * 12 + int(month.astype(np.int64))
+
+
+FIRST_MONTH_NUMBER = _ns_month(np.iinfo(np.int64).min + 1, 1)
+"""The first month whose first day datetime64[ns] holds (1677-10; the store's month
+coordinate is datetime64[ns], what xarray and pandas read without loss)."""
+LAST_MONTH_NUMBER = _ns_month(np.iinfo(np.int64).max, 0)
+"""The last month whose first day datetime64[ns] holds (2262-04)."""
+
+
+def _kind(annotation: Any) -> str:
+    """'a number' / 'an integer' / 'a value' for an annotation, for error messages."""
+    args = set(get_args(annotation)) or {annotation}
+    if int in args and float not in args:
+        return "an integer"
+    return "a number" if float in args else "a value of the field's type"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
                               allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true/false is a boolean, never 1/0: only a bool field takes one."""
+        annotation = cls.model_fields[info.field_name].annotation  # type: ignore[index]
+        if isinstance(value, bool) and annotation is not bool:
+            raise ValueError(f"expected {_kind(annotation)}, got a boolean "
+                             f"({str(value).lower()})")
+        if isinstance(value, dict) and get_origin(annotation) is dict:
+            for key, item in value.items():
+                if isinstance(item, bool):
+                    raise ValueError(f"{key} = {str(item).lower()}: expected "
+                                     f"{_kind(get_args(annotation)[1])}, got a boolean")
+        return value
 
 
 def _pos(description: str, **kw: Any) -> Any:
@@ -411,6 +450,23 @@ class Config(_Model):
     firms: list[Firm] = Field(default_factory=list, description="GPU lessors (MODEL.md §3)")
 
     @model_validator(mode="after")
+    def _months_representable(self) -> Config:
+        """Every simulated month must be a date the store's datetime64[ns] coordinate holds
+        (outside it numpy wraps around silently: 2300 would come out in the 1700s)."""
+        start = month_number(self.start)
+        last = start + self.horizon_months - 1
+        if start < FIRST_MONTH_NUMBER or last > LAST_MONTH_NUMBER:
+            latest = month_label(max(LAST_MONTH_NUMBER - self.horizon_months + 1,
+                                     FIRST_MONTH_NUMBER))
+            raise ValueError(
+                f"start = {self.start!r} with horizon_months = {self.horizon_months} "
+                f"simulates {self.start} .. {month_label(last)}, outside "
+                f"{month_label(FIRST_MONTH_NUMBER)} .. {month_label(LAST_MONTH_NUMBER)}, "
+                "the months the store's time coordinate (datetime64[ns]) can hold; "
+                f"expected a start in {month_label(FIRST_MONTH_NUMBER)} .. {latest}")
+        return self
+
+    @model_validator(mode="after")
     def _firms_fit_the_kernel(self) -> Config:
         """The fused kernel keeps each path's firms in fixed-size per-thread arrays."""
         contracts = sum(len(f.contracts) for f in self.firms)
@@ -562,12 +618,12 @@ def correlation_factor(c: np.ndarray) -> np.ndarray:
 # --- loading -----------------------------------------------------------------------------
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"config file {str(path)!r} does not exist (expected a YAML file)")
+    text = read_config_text(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(text)
     except yaml.YAMLError as err:
-        raise InputError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        raise InputError(f"config file {str(path)!r} is not valid YAML: "
+                         f"{yaml_problem(err, text)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -619,7 +675,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         if not sep or not key.strip():
             raise InputError(f"--set {item!r}: expected dotted.key=value")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)  # the config files' limits hold for --set values too
         except yaml.YAMLError:
             value = raw
         parts = key.strip().split(".")
@@ -723,5 +779,5 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         elif isinstance(e.get("input"), dict) or not loc:
             lines.append(f"{field}: {message}" if loc else message)
         else:
-            lines.append(f"{field} = {e.get('input')!r}: {message}")
+            lines.append(f"{field} = {excerpt(repr(e.get('input')))}: {excerpt(message, 300)}")
     return f"invalid config {source}:\n  " + "\n  ".join(lines)

@@ -14,13 +14,26 @@ from gpusim.config import Config, config_to_yaml
 from gpusim.errors import InputError
 from gpusim.model.firms import facility_order
 from gpusim.outputs import BY_NAME, output_names
+from gpusim.safe_yaml import excerpt
 from gpusim.version import __version__
+
+MAX_PATHS = 10**9
+"""Most paths a run may ask for, checked before anything is allocated. Path indices are
+64-bit, but laying a store out holds its `path` coordinate in memory (8 bytes a path:
+8 GB at this bound), and 10^9 paths of 84 months is about a day on one GPU."""
 
 
 def month_coordinate(config: Config) -> np.ndarray:
-    """First day of each simulated month, as datetime64[ns]."""
-    first = np.datetime64(config.start, "M")
-    return (first + np.arange(config.horizon_months)).astype("datetime64[ns]")
+    """First day of each simulated month, as datetime64[ns]. Raises InputError if a month
+    falls outside what datetime64[ns] holds (numpy would wrap it around silently); the
+    config's own check (`Config._months_representable`) refuses such configs first."""
+    months = np.datetime64(config.start, "M") + np.arange(config.horizon_months)
+    coordinate = months.astype("datetime64[ns]")
+    if not np.array_equal(coordinate.astype("datetime64[M]"), months):
+        raise InputError(f"start = {config.start!r}, horizon_months = "
+                         f"{config.horizon_months}: months outside the range of "
+                         "datetime64[ns] (1677-10 .. 2262-04)")
+    return coordinate
 
 
 CONVENTIONS = "CF-1.11"
@@ -97,9 +110,13 @@ def block_dataset(arrays: dict[str, Any], start: int, config: Config) -> xr.Data
 
 def check_run_args(paths: int, seed: int, device: str) -> None:
     """Reject bad run arguments before any work, naming the argument."""
-    if not isinstance(paths, int | np.integer) or paths < 1:
-        raise InputError(f"paths = {paths!r}: expected a positive integer number of paths")
-    if not isinstance(seed, int | np.integer) or not 0 <= seed < 2**64:
+    if (not isinstance(paths, int | np.integer) or isinstance(paths, bool)
+            or not 1 <= paths <= MAX_PATHS):
+        raise InputError(f"paths = {excerpt(repr(paths))}: expected a whole number of paths "
+                         f"from 1 to {MAX_PATHS:,} (MAX_PATHS: the store's path coordinate "
+                         "is held in memory while it is laid out)")
+    if (not isinstance(seed, int | np.integer) or isinstance(seed, bool)
+            or not 0 <= seed < 2**64):
         raise InputError(f"seed = {seed!r}: expected an integer in [0, 2**64)")
     check_device(device)
 

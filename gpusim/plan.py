@@ -9,6 +9,8 @@ block as it is written, so an interrupted run resumes exactly where it stopped.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +23,26 @@ from gpusim.config import Config
 from gpusim.cube import check_run_args, provenance
 from gpusim.errors import InputError
 from gpusim.executors import Executor, open_executor
-from gpusim.executors.cluster import check_cluster_options
+from gpusim.executors.cluster import check_cluster_options, check_scheduler
 from gpusim.executors.tasks import task_for
+from gpusim.storage import (
+    OutOfSpace,
+    check_writable_folder,
+    clear_leftovers,
+    is_ours,
+    out_of_space,
+    replace_store,
+    staging_path,
+    store_lock,
+)
 from gpusim.store import (
+    STORE_ID,
     check_resumable,
     create_layout,
-    is_store,
     mark_finished,
     now_iso,
     progress,
     quiet_zarr,
-    remove_store,
     run_identity,
 )
 
@@ -69,9 +80,14 @@ class RunRequest:
 
 
 def check_output(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to touch an existing path unless asked, and never replace a non-store."""
+    """Refuse a path that cannot hold a store, an existing path unless asked, and anything
+    that is not a gpusim store of ours even when asked (see gpusim.storage)."""
+    if out.is_symlink():
+        raise InputError(f"--out {str(out)!r} is a symbolic link; gpusim never writes or "
+                         "replaces through one: give the real path of the store")
+    check_writable_folder(out, "--out")
     if resume:
-        if not is_store(out):
+        if not is_ours(out):
             raise InputError(f"--resume: {str(out)!r} is not a gpusim store to resume "
                              "(start the run without --resume)")
         return
@@ -81,10 +97,11 @@ def check_output(out: Path, overwrite: bool, resume: bool) -> None:
         raise InputError(
             f"--out {str(out)!r} already exists; pass --overwrite to replace it, --resume to "
             "continue it, or choose another path")
-    if not is_store(out):
+    if not is_ours(out):
         raise InputError(
-            f"--out {str(out)!r} exists and is not a zarr store; refusing to replace it "
-            "even with --overwrite")
+            f"--out {str(out)!r} exists and is not a zarr store written by gpusim (no "
+            "zarr.json with gpusim's attributes); refusing to replace it even with "
+            "--overwrite")
 
 
 def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 0,
@@ -96,6 +113,7 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
     argument, its value and what was expected."""
     check_run_args(paths, seed, device)
     if block_paths is not None and (not isinstance(block_paths, int | np.integer)
+                                    or isinstance(block_paths, bool)
                                     or not 1 <= block_paths < 2**31):
         raise InputError(f"block_paths = {block_paths!r}: expected a positive integer below "
                          "2**31 (a block is one kernel launch, counted in 32 bits)")
@@ -104,7 +122,11 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
     if resume and overwrite:
         raise InputError("--resume and --overwrite contradict each other; pass one of them")
     check_cluster_options(workers, cuda_workers, scheduler)
+    if scheduler is not None:
+        check_scheduler(scheduler)
     out = Path(out)
+    if out.name in ("", "..") or str(out) == ".":
+        out = Path(os.path.abspath(out))  # the lock and staging folders need its name
     check_output(out, overwrite, resume)
     return RunRequest(config, out, paths, seed, block_paths, overwrite, device, mode, resume,
                       source, workers, cuda_workers, scheduler)
@@ -136,29 +158,56 @@ class Plan:
         return cls(request, block_paths, blocks(r.paths, block_paths), identity,
                    executor.device_name)
 
-    def lay_out(self) -> None:
+    def lay_out(self) -> str | None:
         """Create the store (replacing the old one with --overwrite), or check that the
-        store to resume is the same run."""
+        store to resume is the same run. Returns the store's id (None for a store laid
+        out before stores had one)."""
         r = self.request
         if r.resume:
-            check_resumable(r.out, self.identity)
-            return
-        if r.out.exists():
-            remove_store(r.out)
+            return check_resumable(r.out, self.identity).get(STORE_ID)
+        store_id = uuid.uuid4().hex
         attrs = provenance(r.config, r.seed, r.paths, self.device_name) | self.identity | {
-            "config_given": r.source, "run_started": now_iso()}
-        create_layout(r.out, r.config, r.paths, self.block_paths, attrs, r.mode)
+            "config_given": r.source, "run_started": now_iso(), STORE_ID: store_id}
+        staged = staging_path(r.out)  # laid out beside, renamed into place when whole
+        create_layout(staged, r.config, r.paths, self.block_paths, attrs, r.mode)
+        replace_store(staged, r.out)
+        return store_id
 
 
 def execute(request: RunRequest, on_block: Callable[[int], None] | None = None) -> Path:
     """Carry out a checked run; `on_block(n)` after each block with its path count (also
     for the blocks a resumed run finds done). Returns the store path."""
     r = request
-    report = on_block or (lambda n: None)
+    try:
+        r.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--out {str(r.out)!r}: cannot create its folder "
+                         f"{str(r.out.parent)!r} ({err.strerror})") from None
+    with store_lock(r.out):
+        check_output(r.out, r.overwrite, r.resume)  # again: the path may have changed
+        clear_leftovers(r.out)
+        laid_out = [False]
+        try:
+            _execute_locked(r, on_block or (lambda n: None), laid_out)
+        except Exception as err:
+            if not out_of_space(err):
+                raise
+            hint = ("continue with the same command and --resume: the blocks written so "
+                    "far are kept" if laid_out[0] else "run the same command again")
+            raise OutOfSpace(f"no space left on the device (or quota) while writing "
+                             f"{str(r.out)!r} ({err}); free some space, then {hint}"
+                             ) from err
+    return r.out
+
+
+def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list[bool]
+                    ) -> None:
+    """`execute` once the store's lock is held; sets laid_out[0] once the store is there."""
     with open_executor(r.config, r.device, r.workers, r.cuda_workers, r.scheduler
                        ) as executor, quiet_zarr():
         plan = Plan.make(r, executor)
-        plan.lay_out()
+        store_id = plan.lay_out()
+        laid_out[0] = True
         record = progress(r.out, r.config, r.mode)
         todo = [b for b in plan.blocks if b.index not in record.done]
         for block in plan.blocks:
@@ -169,13 +218,12 @@ def execute(request: RunRequest, on_block: Callable[[int], None] | None = None) 
             record.record(block.index, result)
             report(block.paths)
 
-        executor.run(task_for(r.mode, r.out, r.seed), todo, done)
+        executor.run(task_for(r.mode, r.out, r.seed, store_id), todo, done)
         record.finish()
         finished = {"run_finished": now_iso()}
         if r.resume:
             finished["resumed_on"] = plan.device_name
         mark_finished(r.out, finished)
-    return r.out
 
 
 def run(

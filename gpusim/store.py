@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+import yaml
 import zarr
 from zarr.codecs import BloscCodec
 
@@ -52,8 +52,12 @@ from gpusim.outputs import (
     output_names,
     summary_variables,
 )
+from gpusim.storage import root_attributes
 
 CONTROL_GROUP = "_gpusim"
+STORE_ID = "store_id"
+"""Root attribute: a random id given to each store when it is laid out (a resumed run
+keeps it). Block tasks carry it and write only into the store that still has it."""
 CHECKPOINT = "_gpusim_checkpoint.npz"
 CHECKPOINT_SECONDS = float(os.environ.get("GPUSIM_CHECKPOINT_SECONDS", "30"))
 """Summary mode saves its sketches at most this often (and at the end); a killed summary
@@ -89,12 +93,6 @@ def is_store(path: Path) -> bool:
     return (path / "zarr.json").is_file()
 
 
-def remove_store(path: Path) -> None:
-    """Delete a store, its root metadata first: a store killed mid-deletion is no store."""
-    (path / "zarr.json").unlink()
-    shutil.rmtree(path)
-
-
 # --- identity -------------------------------------------------------------------------------
 
 def run_identity(config: Config, seed: int, paths: int, block_paths: int, mode: str,
@@ -113,18 +111,57 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
         attrs = dict(zarr.open_group(out, mode="r").attrs)
     differs = [key for key in IDENTITY if attrs.get(key) != identity[key]]
     if differs:
-        details = "; ".join(
-            f"{key}: store has {_short(attrs.get(key))}, this run {_short(identity[key])}"
-            for key in differs)
-        raise InputError(f"--resume: {out} was written by a different run ({details}); "
-                         "resume with the same config, seed, paths, block size, mode and "
-                         "device (cpu or gpu), or start a new store")
+        lines = []
+        for key in differs:
+            if key == "config":
+                lines += config_differences(attrs.get(key), identity[key])
+            else:
+                lines.append(f"{key}: {_short(attrs.get(key))} → {_short(identity[key])}")
+        shown = lines[:MAX_DIFFERENCES]
+        if len(lines) > len(shown):
+            shown.append(f"... and {len(lines) - len(shown)} more")
+        raise InputError(f"--resume: {out} was written by a different run (store → this "
+                         "run):\n  " + "\n  ".join(shown) + "\nresume with the same config, "
+                         "seed, paths, block size, mode and device (cpu or gpu), or start a "
+                         "new store")
     return attrs
+
+
+MAX_DIFFERENCES = 6
+"""Lines a refused resume lists (then how many more differ)."""
 
 
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) < 60 else f"a different value ({len(text)} characters)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping/list as {dotted.key: leaf} (list items by index, as --set takes)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {prefix or "config": value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    return out or {prefix or "config": value}
+
+
+def config_differences(stored: Any, current: Any) -> list[str]:
+    """`dotted.key: old → new` for each config field that differs between two resolved
+    configs (as stored, YAML text); '(none)' for a field one of them lacks."""
+    try:
+        old, new = (_flatten(yaml.safe_load(text)) if isinstance(text, str) else {}
+                    for text in (stored, current))
+    except yaml.YAMLError:
+        return ["config: the store's config is not readable YAML"]
+    missing = object()
+    return [f"{key}: {_short(old.get(key, '(none)'))} → {_short(new.get(key, '(none)'))}"
+            for key in [*old, *(k for k in new if k not in old)]
+            if old.get(key, missing) != new.get(key, missing)] or ["config: (formatting)"]
 
 
 # --- layout ---------------------------------------------------------------------------------
@@ -160,8 +197,28 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
         "blocks_done", shape=(n_blocks,), chunks=(1,), dtype="int8", fill_value=0)
 
 
-def write_region(out: Path, ds: xr.Dataset, start: int, stop: int) -> None:
-    """Write one block's per-path data into its (chunk-aligned) region of the store."""
+class StaleWriter(RuntimeError):
+    """A block task of a run whose store has since been replaced (e.g. a dask worker still
+    busy for a killed client): its block is not written into the new store."""
+
+
+def check_store_id(out: Path, store_id: str | None) -> None:
+    """StaleWriter unless the store at `out` is the one laid out as `store_id` (None: a
+    store from before store ids, not checked)."""
+    if store_id is None:
+        return
+    found = (root_attributes(out) or {}).get(STORE_ID)
+    if found != store_id:
+        raise StaleWriter(f"{out} is no longer the store this block was computed for "
+                          f"(store id {found}, expected {store_id}): it was replaced; "
+                          "the block is not written")
+
+
+def write_region(out: Path, ds: xr.Dataset, start: int, stop: int,
+                 store_id: str | None = None) -> None:
+    """Write one block's per-path data into its (chunk-aligned) region of the store, if
+    it is still the store laid out as `store_id` (see `check_store_id`)."""
+    check_store_id(out, store_id)
     data = ds.drop_vars(list(ds.coords))  # coordinates are written once, with the layout
     data.to_zarr(out, region={"path": slice(start, stop)}, zarr_format=3, consolidated=False)
 
@@ -235,14 +292,16 @@ class Summary:
         return summary
 
 
-def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int
-                   ) -> None:
+def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int,
+                   store_id: str | None = None) -> None:
     """Write a summary block's exact per-path variables into their region of the store."""
     per_path = xr.Dataset({
         name: (BY_NAME[name].dims, to_path_major(block.per_path[name], BY_NAME[name].dims))
         for name in PER_PATH if name in output_names(config)})
     if per_path.data_vars:
-        write_region(out, per_path, start, stop)
+        write_region(out, per_path, start, stop, store_id)
+    else:
+        check_store_id(out, store_id)
 
 
 # --- completion -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from gpusim.outputs import MARKET as MARKET_OUTPUTS
 RUN_SPECIFIC = {"run_started", "run_finished", "block_paths", "resumed_on", "config_given",
                 "history",
                 "backend",
-                "device"}
+                "device", "store_id"}
 """Attributes that say how a run went, not what it computed."""
 
 

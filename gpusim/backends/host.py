@@ -9,15 +9,17 @@ the numpy reference's and the two can be compared path by path.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from gpusim.backends import kernel_io
 from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, sparse
@@ -43,19 +45,55 @@ def host_compiler() -> str | None:
     return None
 
 
+def _check_private(path: Path) -> None:
+    """RuntimeError unless `path` is no symbolic link, belongs to this user and only this
+    user can write it: nothing another local account planted gets loaded."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeError(
+            f"{path} is not private to this user (owner uid {st.st_uid}, mode "
+            f"{stat.filemode(st.st_mode)}); refusing to build or load the host kernel "
+            "library there: remove it, or set GPUSIM_CACHE to a folder of your own")
+
+
+def cache_dir() -> Path:
+    """This user's private folder for the host build: $GPUSIM_CACHE, else the user cache
+    folder (platformdirs; ~/.cache/gpusim on Linux), created with mode 0700."""
+    path = Path(os.environ.get("GPUSIM_CACHE") or platformdirs.user_cache_dir("gpusim"))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_private(path)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(folder: Path, stem: str) -> Path | None:
+    """A built library of `stem` in `folder` whose name ends in its own SHA-256, private
+    to this user (or None): a truncated or altered file is never loaded."""
+    for lib in sorted(folder.glob(f"{stem}-*.so")):
+        _check_private(lib)
+        if lib.stem.rsplit("-", 1)[1] == _sha256(lib):
+            return lib
+    return None
+
+
 @cache
 def host_library() -> ctypes.CDLL:
-    """Build (once per source version) and load the host library."""
+    """Build (once per source version) into the user's private cache, verify, and load
+    the host library."""
     compiler = host_compiler()
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX) to build the host kernel library")
-    out_dir = Path(os.environ.get("GPUSIM_CACHE", Path(tempfile.gettempdir()) / "gpusim"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lib = out_dir / f"libgpusim_host-{sources_digest()}.so"
-    if not lib.exists():
-        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+    folder = cache_dir()
+    stem = f"libgpusim_host-{sources_digest()}"
+    lib = _verified(folder, stem)
+    if lib is None:
+        tmp = folder / f".{stem}.{os.getpid()}.tmp"
         cmd = [compiler, *HOST_FLAGS, str(kernel_dir() / "host.cpp"), "-o", str(tmp)]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
+        lib = folder / f"{stem}-{_sha256(tmp)}.so"
         tmp.replace(lib)
     return ctypes.CDLL(str(lib))
 

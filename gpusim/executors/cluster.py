@@ -11,6 +11,7 @@ idempotent and a block is recorded only once its task has returned.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,10 @@ from gpusim.store import quiet_zarr
 
 RETRIES = 3
 """Times a block task is retried after an error (worker deaths are rescheduled anyway)."""
+MAX_WORKERS = 1024
+"""Most worker processes `--workers` starts on this machine (each is a Python process)."""
+CONNECT_SECONDS = float(os.environ.get("GPUSIM_SCHEDULER_TIMEOUT", "10"))
+"""How long `--scheduler` waits for the scheduler to answer before giving up [s]."""
 
 
 def check_cluster_options(workers: int | None, cuda_workers: bool, scheduler: str | None
@@ -38,9 +43,52 @@ def check_cluster_options(workers: int | None, cuda_workers: bool, scheduler: st
     if chosen > 1:
         raise InputError("--workers, --cuda-workers and --scheduler are alternatives; "
                          "pass one of them")
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers = {workers}: expected a positive number of processes")
+    if workers is not None and (isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS):
+        raise InputError(f"--workers = {workers!r}: expected a number of processes from 1 to "
+                         f"{MAX_WORKERS}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise InputError(f"--scheduler = {scheduler!r}: expected an address such as "
+                         "tcp://10.0.0.5:8786")
     return chosen == 1
+
+
+def check_scheduler(scheduler: str) -> None:
+    """InputError naming the address unless it parses and, for tcp:// and tls://, a TCP
+    connection to it opens within CONNECT_SECONDS (a refused one fails at once)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else (None, None)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"--scheduler {scheduler!r}: not an address ({err}); expected e.g. "
+                         "tcp://10.0.0.5:8786") from None
+    if host is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except OSError as err:
+        raise InputError(f"--scheduler {scheduler!r}: cannot reach it ({err.strerror or err}); "
+                         "start the scheduler (dask scheduler) or check the address"
+                         ) from None
+
+
+@contextmanager
+def _connect(scheduler: str) -> Iterator[Any]:
+    """A Client of the scheduler at `scheduler`; InputError naming the address if it does
+    not answer within CONNECT_SECONDS or the address is malformed."""
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout=CONNECT_SECONDS)
+    except Exception as err:  # noqa: BLE001 - whatever answered there, it is no scheduler
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise InputError(f"--scheduler {scheduler!r}: no dask scheduler answered within "
+                         f"{CONNECT_SECONDS:g} s ({type(err).__name__}: {reason}); start one "
+                         "(dask scheduler) or check the address, e.g. tcp://10.0.0.5:8786"
+                         ) from None
+    with client:
+        yield client
 
 
 @contextmanager
@@ -61,7 +109,7 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
         raise InputError("running on a cluster needs dask.distributed: pip install "
                          f"distributed ({err})") from None
     if scheduler is not None:
-        with Client(scheduler) as client:
+        with _connect(scheduler) as client:
             announce_dashboard(client)
             yield client
         return

@@ -4,8 +4,8 @@
 caller goes on), `collect` waits for it and shapes its outputs, `write` puts them into the
 block's own region of the store and returns what the run must record. The in-process
 executor runs `write` on writer threads while the next block computes; a cluster worker
-runs all three in one task (`run_block`). Tasks are small and picklable: the store's path
-and the seed; the backend comes from whoever runs them.
+runs all three in one task (`run_block`). Tasks are small and picklable: the store's path,
+its id and the seed; the backend comes from whoever runs them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class CubeTask:
 
     out: str
     seed: int
+    store_id: str | None = None
     mode = "cube"
 
     def launch(self, backend: Backend, block: Block) -> Handle[dict[str, Any]]:
@@ -50,7 +51,7 @@ class CubeTask:
         return block_dataset(handle.result(), block.start, backend.config)
 
     def write(self, backend: Backend, block: Block, payload: xr.Dataset) -> int:
-        write_region(Path(self.out), payload, block.start, block.stop)
+        write_region(Path(self.out), payload, block.start, block.stop, self.store_id)
         return block.paths
 
 
@@ -61,6 +62,7 @@ class SummaryTask:
 
     out: str
     seed: int
+    store_id: str | None = None
     mode = "summary"
 
     def launch(self, backend: Backend, block: Block) -> Handle[BlockSummary]:
@@ -72,13 +74,17 @@ class SummaryTask:
 
     def write(self, backend: Backend, block: Block, payload: BlockSummary
               ) -> dict[str, SparseCounts]:
-        write_per_path(Path(self.out), backend.config, payload, block.start, block.stop)
+        write_per_path(Path(self.out), backend.config, payload, block.start, block.stop,
+                       self.store_id)
         return payload.counts
 
 
-def task_for(mode: str, out: Path, seed: int) -> CubeTask | SummaryTask:
-    """The block task of a run in `mode` ("cube" or "summary")."""
-    return SummaryTask(str(out), seed) if mode == "summary" else CubeTask(str(out), seed)
+def task_for(mode: str, out: Path, seed: int, store_id: str | None = None
+             ) -> CubeTask | SummaryTask:
+    """The block task of a run in `mode` ("cube" or "summary") on the store laid out as
+    `store_id` (its blocks are written into no other store)."""
+    kind = SummaryTask if mode == "summary" else CubeTask
+    return kind(str(out), seed, store_id)
 
 
 def run_block(task: BlockTask, backend: Backend, block: Block) -> Any:

@@ -124,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="cube", choices=["cube", "summary"],
                    help="cube: every path and month; summary: quantile sketches per month "
                         "plus exact default months and losses (default cube)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
-                   help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
-                        "when CuPy and a device are present, else numpy")
+    p.add_argument("--device", default="auto", choices=["auto", "gpu", "cpu", "numpy"],
+                   help="gpu: the fused CUDA kernel; cpu: the same kernel built natively, on "
+                        "every usable core; numpy: the numpy reference; auto (default): gpu, "
+                        "else cpu, else numpy, with a notice saying which and why")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     cluster = p.add_argument_group("cluster (dask.distributed; default: in-process)")
     cluster.add_argument("--workers", type=count, default=None, metavar="N",

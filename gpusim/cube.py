@@ -90,7 +90,7 @@ def check_run_args(paths: int, seed: int, device: str) -> None:
 
 
 def simulate(
-    config: Config, paths: int = 10_000, seed: int = 0, device: str = "cpu",
+    config: Config, paths: int = 10_000, seed: int = 0, device: str = "auto",
     block_paths: int = 65_536,
 ) -> xr.Dataset:
     """Simulate `paths` paths in memory and return the cube as an xarray Dataset.

@@ -118,7 +118,7 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
             for key in differs)
         raise InputError(f"--resume: {out} was written by a different run ({details}); "
                          "resume with the same config, seed, paths, block size, mode and "
-                         "device (cpu or gpu), or start a new store")
+                         "device (numpy, cpu or gpu), or start a new store")
     return attrs
 
 

@@ -256,8 +256,10 @@ def test_wheel_ships_the_kernels(tmp_path):
     for package in (root / "gpusim").rglob("__init__.py"):  # every subpackage ships
         assert package.relative_to(root).as_posix() in names
     for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
-                   "philox.cuh", "common.cuh", "sketch.cuh"):
+                   "philox.cuh", "common.cuh", "sketch.cuh", "native.cpp"):
         assert f"gpusim/kernels/{source}" in names
+    if host.host_compiler() is not None:  # the native CPU backend, built at install
+        assert [n for n in names if n.startswith("gpusim/_native") and n.endswith(".so")]
 
 
 def test_config_limits_match_the_kernel_state_sizes():

@@ -160,7 +160,7 @@ def block_counts(config: Config, arrays: dict[str, Any], xp: Any = np
 class NumpyBackend(Backend):
     """The numpy reference, on the CPU: blocks are computed when launched."""
 
-    name, device, device_name, xp = "numpy", "cpu", "cpu", np
+    name, device, device_name, xp = "numpy", "numpy", "cpu: numpy reference", np
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

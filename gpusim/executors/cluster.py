@@ -10,7 +10,6 @@ idempotent and a block is recorded only once its task has returned.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -89,17 +88,19 @@ def _run_remote(task: BlockTask, config_yaml: str, device: str, block: Block) ->
         return run_block(task, _worker_backend(config_yaml, device), block)
 
 
-def _worker_device(config_yaml: str, device: str) -> str:
-    return f"{_worker_backend(config_yaml, device).device_name} (pid {os.getpid()})"
+def _worker_device(config_yaml: str, device: str) -> tuple[str, str]:
+    backend = _worker_backend(config_yaml, device)
+    return backend.device_name, backend.device
 
 
 def worker_devices(client: Any, config: Config, device: str) -> tuple[str, str]:
     """What the workers simulate on: a description for the store's provenance, and the
-    backend ("cpu", "gpu" or "cpu+gpu") for its resume identity."""
-    names = client.run(_worker_device, config_to_yaml(config), device)
-    kinds = sorted({name.split(" (pid")[0] for name in names.values()})
-    backend = "+".join(sorted({kind.split(":")[0] for kind in kinds}))
-    return f"dask cluster of {len(names)} workers: {', '.join(kinds)}", backend
+    backends ("numpy", "cpu", "gpu", or several joined by "+", e.g. "cpu+gpu") for its
+    resume identity."""
+    found = client.run(_worker_device, config_to_yaml(config), device)
+    names = sorted({name for name, _ in found.values()})
+    backend = "+".join(sorted({kind for _, kind in found.values()}))
+    return f"dask cluster of {len(found)} workers: {', '.join(names)}", backend
 
 
 class DaskExecutor:

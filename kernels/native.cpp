@@ -3,12 +3,19 @@
 // exactly as the CUDA kernel and host.cpp run it, so thread count, scheduling and block
 // size change no bit of the output: cube paths write disjoint addresses, and summary counts
 // are integer sums (one dense set per thread, merged after the loop).
+// A thread takes TILE paths at a time and runs them into a small cube of its own (cache-
+// resident), then hands every value of it to engine.cuh's emit_* functions of the real
+// output, row by row: the same calls simulate_path would make, made in an order where the
+// cube's rows are written TILE paths at a time and a sketch row is counted TILE times in a
+// row (one path at a time touches a different page for every value).
 // Entry points take gpusim.cu's parameter lists (engine.cuh) followed by `int threads`
 // (<= 0: OpenMP's default, which follows OMP_NUM_THREADS and the affinity mask); the
 // summary entry points return 0, or 1 when memory for the threads' counts ran out.
 //   built by setup.py: -O3 -std=c++14 -ffp-contract=off -fopenmp [-march=x86-64-v2]
 #include <stdlib.h>
 #include <string.h>
+
+#include <vector>
 
 #include "engine.cuh"
 
@@ -25,7 +32,7 @@
 
 namespace {
 
-const long long CHUNK = 16;  // paths a thread takes at a time (dynamic schedule)
+const long long TILE = 32;  // paths a thread takes at a time (dynamic schedule)
 
 int team_size(int threads) {
 #ifdef _OPENMP
@@ -42,6 +49,79 @@ int thread_id() {
 #else
   return 0;
 #endif
+}
+
+// A thread's own cube for up to TILE paths (CubeOut with n = the tile's paths).
+template <typename R> struct Tile {
+  std::vector<R> market, firm, facility, flows, loss_total;
+  std::vector<int> default_month;
+  Tile(const Inputs& in, bool with_flows)
+      : market((size_t)(MO_COUNT * in.months * TILE)),
+        firm((size_t)(FO_COUNT * in.months * in.firms.n_firms * TILE)),
+        facility((size_t)(AO_COUNT * in.months * in.firms.n_facilities * TILE)),
+        flows(with_flows ? (size_t)(FL_COUNT * in.months * in.firms.n_firms * TILE) : 0),
+        loss_total((size_t)(in.firms.n_facilities * TILE)),
+        default_month((size_t)(in.firms.n_firms * TILE)) {}
+  CubeOut<R> out(long long m) {
+    return CubeOut<R>{market.data(), firm.data(), facility.data(), default_month.data(),
+                      loss_total.data(), flows.empty() ? nullptr : flows.data(), m};
+  }
+};
+
+template <typename R> bool has_flows(const CubeOut<R>& o) { return o.flows != nullptr; }
+template <typename R> bool has_flows(const SummaryOut<R>&) { return false; }
+
+// Every value of a tile of m paths (block indices i0 ..) through the emit_* functions of o.
+template <typename R, template <typename> class Out>
+void drain(const Tile<R>& tile, long long m, const Inputs& in, const Out<R>& o,
+           long long i0) {
+  const int months = in.months, nf = in.firms.n_firms, na = in.firms.n_facilities;
+  for (int v = 0; v < MO_COUNT; ++v)
+    for (int t = 0; t < months; ++t) {
+      const R* row = &tile.market[((size_t)v * months + t) * m];
+      for (long long k = 0; k < m; ++k) emit_market(o, months, v, t, i0 + k, row[k]);
+    }
+  for (int v = 0; v < FO_COUNT; ++v)
+    for (int t = 0; t < months; ++t)
+      for (int f = 0; f < nf; ++f) {
+        const R* row = &tile.firm[(((size_t)v * months + t) * nf + f) * m];
+        for (long long k = 0; k < m; ++k) emit_firm(o, months, nf, v, t, f, i0 + k, row[k]);
+      }
+  for (int v = 0; v < AO_COUNT; ++v)
+    for (int t = 0; t < months; ++t)
+      for (int j = 0; j < na; ++j) {
+        const R* row = &tile.facility[(((size_t)v * months + t) * na + j) * m];
+        for (long long k = 0; k < m; ++k)
+          emit_facility(o, months, na, v, t, j, i0 + k, row[k]);
+      }
+  for (int t = 0; !tile.flows.empty() && t < months; ++t)
+    for (int f = 0; f < nf; ++f)
+      for (long long k = 0; k < m; ++k) {
+        R terms[FL_COUNT];
+        for (int v = 0; v < FL_COUNT; ++v)
+          terms[v] = tile.flows[(((size_t)v * months + t) * nf + f) * m + k];
+        emit_flows(o, months, nf, t, f, i0 + k, terms);
+      }
+  for (int f = 0; f < nf; ++f)
+    for (long long k = 0; k < m; ++k)
+      o.default_month[(long long)f * o.n + i0 + k] = tile.default_month[(size_t)f * m + k];
+  for (int j = 0; j < na; ++j)
+    for (long long k = 0; k < m; ++k)
+      o.loss_total[(long long)j * o.n + i0 + k] = tile.loss_total[(size_t)j * m + k];
+}
+
+// This thread's share of the block's paths, a tile at a time (inside a parallel region).
+template <typename R, template <typename> class Out>
+void run_tiles(const Inputs& in, u64 seed, long long path0, const Out<R>& o) {
+  Tile<R> tile(in, has_flows(o));
+  const long long tiles = (o.n + TILE - 1) / TILE;
+#pragma omp for schedule(dynamic, 1)
+  for (long long b = 0; b < tiles; ++b) {
+    const long long i0 = b * TILE, m = gs_min(TILE, o.n - i0);
+    const CubeOut<R> local = tile.out(m);
+    for (long long k = 0; k < m; ++k) simulate_path(in, seed, (u64)(path0 + i0 + k), k, local);
+    drain(tile, m, in, o, i0);
+  }
 }
 
 // The summary kernel's count buffers, one set: (pointer, length) of each.
@@ -96,7 +176,6 @@ void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
 template <typename R> int run_summary(const Inputs& in, u64 seed, long long path0,
                                       const SummaryOut<R>& o, int threads) {
   const int team = team_size(threads);
-  const long long n = o.n;
   const Counts c = counts_of(o, in.months, in.firms.n_firms, in.firms.n_facilities);
   unsigned** extra = (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
   bool ok = extra != nullptr;
@@ -106,8 +185,7 @@ template <typename R> int run_summary(const Inputs& in, u64 seed, long long path
     {
       const int id = thread_id();
       const SummaryOut<R> mine = id == 0 ? o : with_counts(o, extra + (id - 1) * 6);
-#pragma omp for schedule(dynamic, CHUNK)
-      for (long long i = 0; i < n; ++i) simulate_path(in, seed, (u64)(path0 + i), i, mine);
+      run_tiles(in, seed, path0, mine);
     }
     merge(c, extra, team - 1, team);
   }
@@ -118,9 +196,8 @@ template <typename R> int run_summary(const Inputs& in, u64 seed, long long path
 
 template <typename R> void run_cube(const Inputs& in, u64 seed, long long path0,
                                     const CubeOut<R>& o, int threads) {
-  const long long n = o.n;
-#pragma omp parallel for num_threads(team_size(threads)) schedule(dynamic, CHUNK)
-  for (long long i = 0; i < n; ++i) simulate_path(in, seed, (u64)(path0 + i), i, o);
+#pragma omp parallel num_threads(team_size(threads))
+  run_tiles(in, seed, path0, o);
 }
 
 }  // namespace

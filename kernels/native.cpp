@@ -159,7 +159,7 @@ template <typename R> SummaryOut<R> with_counts(SummaryOut<R> o, unsigned* const
 
 // counts += each extra thread's counts, split over the team by index.
 void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
-  for (int k = 0; k < 6; ++k) {
+  for (int k = 0; n_extra > 0 && k < 6; ++k) {
     unsigned* dst = c.buf[k];
     const long long len = c.len[k];
 #pragma omp parallel for num_threads(threads) schedule(static)

@@ -20,11 +20,14 @@ import yaml
 
 from gpusim.backends.base import Backend, Block
 from gpusim.backends.devices import select_backend
+from gpusim.backends.native import usable_threads
 from gpusim.config import Config, config_from_dict, config_to_yaml
 from gpusim.errors import InputError
 from gpusim.executors.tasks import BlockTask, run_block
 from gpusim.store import quiet_zarr
 
+ENVIRON_KEY = "distributed.nanny.pre-spawn-environ"
+"""dask's config of the environment a nanny sets before it starts its worker process."""
 RETRIES = 3
 """Times a block task is retried after an error (worker deaths are rescheduled anyway)."""
 
@@ -70,10 +73,27 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
                              "'gpusim[cuda12]' (or cuda13)") from None
         cluster = LocalCUDACluster()
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        import dask
+
+        with dask.config.set({ENVIRON_KEY: worker_environ(workers)}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
     with cluster, Client(cluster) as client:
         yield client
+
+
+def worker_environ(workers: int) -> dict[str, str | None]:
+    """The environment dask's nanny gives each of `workers` local worker processes before
+    they start: distributed's defaults (one BLAS thread) but with OpenMP's threads (the
+    native backend's) shared out over the usable cores, and without its
+    MALLOC_TRIM_THRESHOLD_=65536 (None unsets it). Setting that variable at all turns off
+    glibc's adaptive mmap threshold, so every block's arrays are mapped and unmapped
+    afresh: millions of page faults, and two workers slower than one process."""
+    import dask
+
+    environ = dict(dask.config.get(ENVIRON_KEY) or {})
+    share = max(1, usable_threads() // workers)
+    return environ | {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": str(share)}
 
 
 @lru_cache(maxsize=4)

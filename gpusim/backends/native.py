@@ -78,6 +78,11 @@ def native() -> Native:
     if path is None:
         return Native(None, "the native extension was not built at install (no C++ "
                             "compiler?); reinstall with one: pip install -e .")
+    # Threads that finish their share sleep instead of spinning at the block's barrier
+    # (libgomp reads this when the library loads it): on a shared or oversubscribed machine
+    # spinning threads take the CPU from the ones still working. Blocks are coarse (one
+    # parallel loop of >= 0.1 s), so waking costs nothing measurable. Set it to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         lib = ctypes.CDLL(str(path))
         built = _text(lib.gpusim_native_digest)

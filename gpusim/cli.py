@@ -304,6 +304,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     from gpusim.backends.cuda import compile_check
     from gpusim.backends.devices import cupy_or_none
     from gpusim.backends.host import host_compiler
+    from gpusim.backends.native import native, usable_threads
 
     console.print(f"gpusim {__version__}; python {platform.python_version()} on "
                   f"{platform.machine()} ({platform.processor() or platform.system()})")
@@ -311,6 +312,11 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
                   f"{zarr.__version__}, dask {dask.__version__}")
     console.print(f"host C++ compiler (kernel tests): {host_compiler() or 'none'}; "
                   f"nvcc: {shutil.which('nvcc') or 'none'}")
+    built = native()
+    console.print(escape(
+        f"native CPU backend (--device cpu): built for {built.isa}, OpenMP "
+        f"{'on' if built.library.gpusim_native_openmp() else 'off'}, {usable_threads()} "
+        "threads" if built.library else f"native CPU backend: unavailable ({built.reason})"))
     cupy = cupy_or_none()
     if cupy is None:
         try:

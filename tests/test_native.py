@@ -202,3 +202,8 @@ def test_install_without_a_compiler_still_works(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "gpusim/kernels/native.cpp" in names and "gpusim/backends/native.py" in names
     assert not [n for n in names if n.startswith("gpusim/_native")]
+
+
+def test_info_says_whether_the_native_backend_is_usable(capsys, no_native):
+    assert main(["info"]) == 0
+    assert f"native CPU backend: unavailable ({native.DISABLE} is set)" in capsys.readouterr().out

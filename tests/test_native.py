@@ -207,3 +207,37 @@ def test_install_without_a_compiler_still_works(tmp_path):
 def test_info_says_whether_the_native_backend_is_usable(capsys, no_native):
     assert main(["info"]) == 0
     assert f"native CPU backend: unavailable ({native.DISABLE} is set)" in capsys.readouterr().out
+
+
+@needs_native
+def test_without_openmp_the_build_is_single_threaded_and_gives_the_same_bits(tmp_path,
+                                                                               monkeypatch):
+    """A compiler that rejects -fopenmp: the install still builds the library, without
+    OpenMP; it gives the same bits as the OpenMP build."""
+    root = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1], root, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.so", "*.egg-info", "__pycache__", "runs"))
+    cxx = shutil.which(os.environ.get("CXX", "g++")) or "g++"
+    wrapper = tmp_path / "no-openmp-c++"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *-fopenmp*) exit 1;; esac\nexec {cxx} "$@"\n')
+    wrapper.chmod(0o755)
+    env = os.environ | {"CC": str(wrapper), "CXX": str(wrapper)}
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(root),
+                           "-w", str(tmp_path)], capture_output=True, text=True, check=False,
+                          env=env)
+    if proc.returncode != 0 and "gpusim: native" not in proc.stderr:
+        pytest.skip(f"could not build a wheel here: {proc.stderr[-300:]}")
+    wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl")))
+    name = next(n for n in wheel.namelist() if n.startswith("gpusim/_native"))
+    library = Path(wheel.extract(name, tmp_path / "wheel"))
+    config = firms_config()
+    want = NativeBackend(config, threads=2)(6, 0, 300)
+    monkeypatch.setattr(native, "library_path", lambda: library)
+    native.native.cache_clear()
+    try:
+        assert native.native().library.gpusim_native_openmp() == 0
+        got = NativeBackend(config, threads=2)(6, 0, 300)
+    finally:
+        native.native.cache_clear()
+    for key, values in want.items():
+        assert got[key].tobytes() == values.tobytes(), key

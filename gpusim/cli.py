@@ -93,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "drill-down (~9 kB a path for the base scenario)")
     p.add_argument("--allow-large-cube", action="store_true",
                    help=f"write a cube estimated above {format_bytes(CUBE_LIMIT_BYTES)}")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
-                   help="gpu: the fused CUDA kernel; cpu: numpy; auto (default): the GPU "
-                        "when CuPy and a device are present, else numpy")
+    p.add_argument("--device", default="auto", choices=["auto", "gpu", "cpu", "numpy"],
+                   help="gpu: the fused CUDA kernel; cpu: the same kernel built natively, on "
+                        "every usable core; numpy: the numpy reference; auto (default): gpu, "
+                        "else cpu, else numpy, with a notice saying which and why")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     cluster = p.add_argument_group("cluster (dask.distributed; default: in-process)")
     cluster.add_argument("--workers", type=count_up_to(MAX_WORKERS, "MAX_WORKERS"),
@@ -321,6 +322,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     from gpusim.backends.cuda import compile_check
     from gpusim.backends.devices import cupy_or_none
     from gpusim.backends.host import host_compiler
+    from gpusim.backends.native import native, usable_threads
 
     console.print(f"gpusim {__version__}; python {platform.python_version()} on "
                   f"{platform.machine()} ({platform.processor() or platform.system()})")
@@ -328,6 +330,11 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
                   f"{zarr.__version__}, dask {dask.__version__}")
     console.print(f"host C++ compiler (kernel tests): {host_compiler() or 'none'}; "
                   f"nvcc: {shutil.which('nvcc') or 'none'}")
+    built = native()
+    console.print(escape(
+        f"native CPU backend (--device cpu): built for {built.isa}, OpenMP "
+        f"{'on' if built.library.gpusim_native_openmp() else 'off'}, {usable_threads()} "
+        "threads" if built.library else f"native CPU backend: unavailable ({built.reason})"))
     cupy = cupy_or_none()
     if cupy is None:
         try:

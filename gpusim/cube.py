@@ -122,19 +122,26 @@ def check_run_args(paths: int, seed: int, device: str) -> None:
 
 
 def simulate(
-    config: Config, paths: int = 10_000, seed: int = 0, device: str = "cpu",
+    config: Config, paths: int = 10_000, seed: int = 0, device: str = "auto",
     block_paths: int = 65_536,
 ) -> xr.Dataset:
     """Simulate `paths` paths in memory and return the cube as an xarray Dataset.
 
-    The result does not depend on `block_paths`, which only bounds the working memory.
+    The result does not depend on `block_paths`, which only bounds the working memory
+    besides the cube itself: each block is written into the cube's preallocated arrays.
     """
     check_run_args(paths, seed, device)
     backend = select_backend(config, device)
-    blocks = [
-        block_dataset(backend(seed, a, b), a, config)
-        for a, b in block_bounds(paths, block_paths)
-    ]
-    ds = xr.concat(blocks, dim="path") if len(blocks) > 1 else blocks[0]
+    data: dict[str, np.ndarray] = {}
+    for a, b in block_bounds(paths, block_paths):
+        arrays = backend(seed, a, b)
+        for name in output_names(config):
+            block = to_path_major(arrays[name], BY_NAME[name].dims)
+            if name not in data:
+                data[name] = np.empty((paths, *block.shape[1:]), dtype=block.dtype)
+            data[name][a:b] = block
+    ds = xr.Dataset({name: (BY_NAME[name].dims, values, BY_NAME[name].attrs())
+                     for name, values in data.items()},
+                    coords=cube_coords(config, np.arange(paths)))
     ds.attrs = provenance(config, seed, paths, backend.device_name) | {"mode": "cube"}
     return ds

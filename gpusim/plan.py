@@ -105,7 +105,7 @@ def check_output(out: Path, overwrite: bool, resume: bool) -> None:
 
 
 def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 0,
-              block_paths: int | None = None, overwrite: bool = False, device: str = "cpu",
+              block_paths: int | None = None, overwrite: bool = False, device: str = "auto",
               mode: str = "cube", resume: bool = False, source: str = "",
               workers: int | None = None, cuda_workers: bool = False,
               scheduler: str | None = None) -> RunRequest:
@@ -233,7 +233,7 @@ def run(
     seed: int = 0,
     block_paths: int | None = None,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     mode: str = "cube",
     resume: bool = False,
     on_block: Callable[[int], None] | None = None,

@@ -122,8 +122,8 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
             shown.append(f"... and {len(lines) - len(shown)} more")
         raise InputError(f"--resume: {out} was written by a different run (store → this "
                          "run):\n  " + "\n  ".join(shown) + "\nresume with the same config, "
-                         "seed, paths, block size, mode and device (cpu or gpu), or start a "
-                         "new store")
+                         "seed, paths, block size, mode and device (numpy, cpu or gpu), or "
+                         "start a new store")
     return attrs
 
 

@@ -231,13 +231,16 @@ def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,
     """Uniforms (contracts, 2, n) for one month: (U_renewal, U_counterparty_default).
 
     Contract c (numbered across all firms in config order) uses slot FIRM_SLOT0 + c // 2,
-    words (0, 1) if c is even and (2, 3) if odd.
+    words (0, 1) if c is even and (2, 3) if odd. Like `market_draws`, the slots go
+    through Philox's stacked rows on a (slot, path) grid, straight into the uniforms.
     """
     lo, hi = path_words(paths, xp)
     n = lo.shape[0]
     slots = (contracts + 1) // 2
-    slot = xp.repeat(xp.arange(FIRM_SLOT0, FIRM_SLOT0 + slots, dtype=xp.uint64), n)
-    words = philox4x32((slot, month, xp.tile(lo, slots), xp.tile(hi, slots)),
-                       seed_key(seed), xp)
-    u = xp.stack([uniforms(w, xp).reshape(slots, n) for w in words], axis=1)  # (slots, 4, n)
+    slot = xp.arange(FIRM_SLOT0, FIRM_SLOT0 + slots, dtype=xp.uint64).reshape(slots, 1)
+    a, b = _philox_rows((slot, month, lo, hi), seed_key(seed), xp)  # (w0, w2), (w3, w1)
+    u = xp.empty((slots, 4, n), dtype=xp.float64)
+    for k, words in enumerate((a[0], b[1], a[1], b[0])):
+        xp.add(words, 0.5, out=u[:, k])
+    u *= UNIFORM_SCALE
     return u.reshape(slots * 2, 2, n)[:contracts]

@@ -157,3 +157,26 @@ def test_sketch_check_holds_sketches_to_their_bound():
 
     assert peers.sketch_check(ref, sketches(1.0))["pass"]
     assert not peers.sketch_check(ref, sketches(1.05))["pass"]
+
+
+def test_native_rows_run_next_to_the_numpy_reference(tiny_run):
+    """One thread and all cores, market and full model, cube and summary, both dtypes;
+    each row's last month agrees with the reference's (same paths, same draws)."""
+    from gpusim.backends.native import native
+
+    result, _ = tiny_run
+    rows = {r["key"]: r for r in result["cpu"]["rows"]}
+    keys = [f"native_{m}_{mode}_{t}" for m in ("market", "full") for mode in ("cube", "summary")
+            for t in ("1t", "mt")] + ["native_full_summary_mt_float32",
+                                      "native_market_cube_mt_float32"]
+    assert rows["gpusim_numpy_full_summary"]["status"] == "ok"
+    if native().library is None:
+        assert all(rows[k]["status"].startswith("no native build") for k in keys)
+        return
+    for key in keys:
+        assert rows[key]["status"] == "ok", (key, rows[key]["status"])
+    for key in ("native_market_cube_1t", "native_market_summary_mt"):
+        assert rows[key]["distribution_check"]["pass"], key
+    goals = {g["goal"]: g for g in result["goals"]}
+    goal = goals["CPU: native (all cores) ÷ gpusim numpy, full model summary [×]"]
+    assert goal["value"] > 0 and goal["target"] == 3

@@ -67,3 +67,27 @@ def test_cluster_options_are_alternatives(tmp_path, small_yaml, capsys):
                  "--out", str(out), "--quiet"]) == 2
     assert "alternatives" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _environ(*names: str) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in names}
+
+
+def test_local_workers_do_not_get_the_nanny_malloc_trim_threshold(monkeypatch):
+    """--workers N: no MALLOC_TRIM_THRESHOLD_ (it turns off glibc's adaptive mmap
+    threshold: page faults on every block), one BLAS thread, OpenMP's threads shared out."""
+    from gpusim.executors.cluster import cluster_client, worker_environ
+
+    for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("gpusim.executors.cluster.usable_threads", lambda: 4)
+    environ = worker_environ(2)
+    assert environ["MALLOC_TRIM_THRESHOLD_"] is None and environ["OMP_NUM_THREADS"] == "2"
+    assert str(environ["OPENBLAS_NUM_THREADS"]) == "1"
+    with cluster_client(workers=2) as c:
+        seen = c.run(_environ, "MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS",
+                     "OPENBLAS_NUM_THREADS")
+    assert len(seen) == 2
+    for env in seen.values():
+        assert env == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "2",
+                       "OPENBLAS_NUM_THREADS": "1"}

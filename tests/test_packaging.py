@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from gpusim.backends import host
+
 ROOT = Path(__file__).resolve().parents[1]
 SDIST_FOLDERS = ("tests", "configs", "kernels", "docs", "examples", "benchmarks")
 """Folders the tests read, all of whose files the sdist must hold."""
@@ -45,8 +47,10 @@ def test_wheel_ships_the_package_kernels_scenarios_and_license(dists):
     for package in (ROOT / "gpusim").rglob("__init__.py"):  # every subpackage ships
         assert package.relative_to(ROOT).as_posix() in names
     for source in ("gpusim.cu", "params.cuh", "engine.cuh", "market.cuh", "firms.cuh",
-                   "philox.cuh", "common.cuh", "sketch.cuh"):
+                   "philox.cuh", "common.cuh", "sketch.cuh", "native.cpp"):
         assert f"gpusim/kernels/{source}" in names
+    if host.host_compiler() is not None:  # the native CPU backend, built at install
+        assert [n for n in names if n.startswith("gpusim/_native") and n.endswith(".so")]
     for config in [*(p.name for p in (ROOT / "configs").glob("*.yaml")), "gpusim.schema.json"]:
         assert f"gpusim/configs/{config}" in names
     assert any(re.match(r"gpusim-[^/]+\.dist-info/licenses/LICENSE$", n) for n in names)

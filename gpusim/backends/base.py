@@ -119,10 +119,11 @@ def sparse(dense: dict[str, Any], xp: Any = np) -> dict[str, SparseCounts]:
 class Backend(ABC):
     """Simulates blocks of paths of one config on one device.
 
-    `name` is the implementation ("numpy", "host" or "cuda"); `device` what the store's
-    resume identity records ("cpu" or "gpu": CPU and GPU agree to ~1e-14, not bit for
-    bit); `device_name` the description kept in a store's provenance; `xp` the array
-    namespace of on-device results (numpy or cupy).
+    `name` is the implementation ("numpy", "native", "host" or "cuda"); `device` what the
+    store's resume identity records ("numpy", "cpu" or "gpu": the numpy reference, the
+    native build and the GPU agree to ~1e-14, not bit for bit); `device_name` the
+    description kept in a store's provenance; `xp` the array namespace of on-device
+    results (numpy or cupy).
     """
 
     name: str

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gpusim import sketch
 from gpusim.backends.base import (
@@ -53,8 +54,16 @@ def simulate_block(
     Month-major so that each month's values are written contiguously; the cube transposes.
     With `record_flows`, also "flow_<term>" arrays (months, firms, n) of the cash-flow
     terms of `firms.FLOWS`. Raises SimulationError naming the variable, path and month of
-    the first non-finite value.
+    the first non-finite value. BLAS (the 6×6 correlation product) runs on one thread
+    here: on a matrix this small its threads only spin, and the bits do not depend on it.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _simulate_block(config, seed, start, stop, xp, params, record_flows)
+
+
+def _simulate_block(config: Config, seed: int, start: int, stop: int, xp: ModuleType,
+                    params: market.MarketParams | None, record_flows: bool
+                    ) -> dict[str, Any]:
     p = params or market.market_params(config)
     specs = firms.firm_specs(config)
     dtype = np.dtype(config.dtype)
@@ -160,7 +169,7 @@ def block_counts(config: Config, arrays: dict[str, Any], xp: Any = np
 class NumpyBackend(Backend):
     """The numpy reference, on the CPU: blocks are computed when launched."""
 
-    name, device, device_name, xp = "numpy", "cpu", "cpu", np
+    name, device, device_name, xp = "numpy", "numpy", "cpu: numpy reference", np
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -11,6 +11,9 @@ from gpusim.backends.packing import pack
 from gpusim.bench import gpu
 from gpusim.bench.rows import Bench
 
+CPU_KEYS = ("gpusim_numpy", "plain_numpy", "native_", "jax_cpu_")
+"""Key prefixes of the CPU rows."""
+
 
 def all_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row of a result, CPU first."""
@@ -82,7 +85,7 @@ def fractions(result: dict[str, Any], bench: Bench) -> dict[str, Any]:
 def _why(result: dict[str, Any], *keys: str) -> str:
     """Why rows gave no number: their statuses, or that their device was not run. A key
     ending in '_' stands for every row whose key starts with it."""
-    device = "cpu" if keys[0] in ("gpusim_numpy", "plain_numpy") else "gpu"
+    device = "cpu" if keys[0].startswith(CPU_KEYS) else "gpu"
     if device not in result:
         return f"no {device.upper()} rows in this run (--device {result['device_requested']})"
     reasons = []
@@ -111,8 +114,20 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     versus = f"against {jax_key}" if jax_key else ""
     return [
         _goal("CPU: gpusim numpy ÷ plain numpy, market [×]",
-              _ratio(rate(result, "gpusim_numpy"), rate(result, "plain_numpy")), 0.5,
+              _ratio(rate(result, "gpusim_numpy"), rate(result, "plain_numpy")), 0.6,
               _why(result, "gpusim_numpy", "plain_numpy")),
+        _goal("CPU: native (all cores) ÷ plain numpy, market cube [×]",
+              _ratio(rate(result, "native_market_cube_mt"), rate(result, "plain_numpy")), 1.5,
+              _why(result, "native_market_cube_mt", "plain_numpy")),
+        _goal("CPU: native (all cores) ÷ gpusim numpy, full model summary [×]",
+              _ratio(rate(result, "native_full_summary_mt"),
+                     rate(result, "gpusim_numpy_full_summary")), 3,
+              _why(result, "native_full_summary_mt", "gpusim_numpy_full_summary")),
+        _goal("CPU: native (1 thread) ÷ gpusim numpy, full model summary [×]",
+              _ratio(rate(result, "native_full_summary_1t"),
+                     rate(result, "gpusim_numpy_full_summary")), 1,
+              _why(result, "native_full_summary_1t", "gpusim_numpy_full_summary"),
+              "one core against numpy's one core"),
         _goal("GPU: fused kernel, full model, float32 summary [path-months/s]", fs, 1e9,
               _why(result, "fused_full_summary")),
         _goal("GPU: fused summary ÷ best JAX jit on the GPU, market [×]",

@@ -13,12 +13,14 @@ from typing import Any
 
 from gpusim.backends.devices import select_backend
 from gpusim.backends.packing import pack
-from gpusim.bench import gpu, jax_market, peers
+from gpusim.backends.reference import NumpyBackend
+from gpusim.bench import cpu, gpu, jax_market, peers
 from gpusim.config import Config
 from gpusim.model.market import MarketParams, market_params
 
 SUITE_NAMES = ("quick", "full")
 DEVICES = ("auto", "cpu", "gpu")
+DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -156,11 +158,60 @@ def cpu_peers(bench: Bench, sizes: Sizes, dtype: str) -> list[Peer]:
              notes="gpusim.bench.peers.plain_block; np.random.default_rng (PCG64, ziggurat)"),
         *jax_peers(bench, sizes, "cpu", dtype),
     ]
-    full = Peer("gpusim_numpy_full", "gpusim numpy, full model", "cpu", "full",
-                "cube in memory", dtype, numpy_run("full", peers.run_gpusim_numpy),
-                scales=sizes.full_scales, paths=sizes.full_paths,
-                repeats=sizes.full_repeats, notes="market + firms; gpusim only")
-    return [*rows, _needs_firms(bench, full)]
+    full = dict(scales=sizes.full_scales, paths=sizes.full_paths, repeats=sizes.full_repeats)
+    rows += [_needs_firms(bench, r) for r in (
+        Peer("gpusim_numpy_full", "gpusim numpy, full model", "cpu", "full",
+             "cube in memory", dtype, numpy_run("full", peers.run_gpusim_numpy),
+             notes="market + firms; gpusim only", **full),
+        Peer("gpusim_numpy_full_summary", "gpusim numpy, full model, summary", "cpu", "full",
+             "summary", dtype, _backend_run(bench, "full", dtype, "summary", NumpyBackend,
+                                            block), notes="NumpyBackend.launch_summary",
+             **full))]
+    return rows + native_peers(bench, sizes, dtype)
+
+
+def native_peers(bench: Bench, sizes: Sizes, dtype: str) -> list[Peer]:
+    """gpusim's native CPU backend on one thread and on every usable core, market and full
+    model, cube and summary, in `dtype`; the all-core rows also in the other dtype."""
+    rows = []
+    for dt in (dtype, *(d for d in DTYPES if d != dtype)):
+        for model in ("market", "full"):
+            for mode in ("cube", "summary"):
+                for threads in ((1, 0) if dt == dtype else (0,)):
+                    rows.append(_native_peer(bench, sizes, model, mode, dt, threads, dtype))
+    why = cpu.native_reason()
+    return [replace(r, run=None, status=f"no native build: {why}") if why else r
+            for r in rows]
+
+
+def _native_peer(bench: Bench, sizes: Sizes, model: str, mode: str, dtype: str,
+                 threads: int, main_dtype: str) -> Peer:
+    team = "1t" if threads == 1 else "mt"
+    key = f"native_{model}_{mode}_{team}" + ("" if dtype == main_dtype else f"_{dtype}")
+    label = (f"gpusim native CPU, {'1 thread' if threads == 1 else 'all cores'}, "
+             f"{'full model' if model == 'full' else 'market'}, {mode}"
+             + ("" if dtype == main_dtype else f", {dtype}"))
+    make = lambda config: cpu.native_backend(config, threads or None)  # noqa: E731
+    extra = {} if model == "market" else dict(paths=sizes.full_paths,
+                                              repeats=sizes.full_repeats)
+    peer = Peer(key, label, "cpu", model, "cube in memory" if mode == "cube" else "summary",
+                dtype, _backend_run(bench, model, dtype, mode, make, sizes.block),
+                scales=(model, mode, threads, dtype) == ("market", "cube", 0, main_dtype),
+                notes="kernels/native.cpp, OpenMP over paths", **extra)
+    return peer if model == "market" else _needs_firms(bench, peer)
+
+
+def _backend_run(bench: Bench, model: str, dtype: str, mode: str,
+                 make: Callable[[Config], Any], block: int) -> RunFn:
+    """Run a backend made by `make` for the model's config, in cube or summary mode."""
+    program = cpu.cube_run if mode == "cube" else cpu.summary_run
+
+    def run(paths: int, months: int) -> dict[str, Any]:
+        config, _ = bench.setup(model, months, dtype)
+        backend = bench.cached(("cpu-backend", make, model, months, dtype),
+                               lambda: make(config))
+        return program(backend, paths, block, bench.seed)
+    return run
 
 
 def _needs_firms(bench: Bench, peer: Peer) -> Peer:

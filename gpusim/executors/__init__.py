@@ -2,11 +2,11 @@
 dask.distributed cluster (cluster.py), behind one interface, with the same result.
 
 An executor is made for one config and device. It says what the blocks run on
-(`device_name` for the store's provenance, `kind` for its resume identity: "cpu", "gpu"
-or "cpu+gpu") and `run(task, blocks, on_done)` carries out a block task (tasks.py) on the
-blocks it is given, calling `on_done(block, result)` in the caller's thread once each
-block is written. Which blocks are still to do is the plan's business (gpusim.plan), so
-both executors skip finished blocks through the same code.
+(`device_name` for the store's provenance, `kind` for its resume identity: "numpy",
+"cpu", "gpu" or several joined by "+") and `run(task, blocks, on_done)` carries out a
+block task (tasks.py) on the blocks it is given, calling `on_done(block, result)` in the
+caller's thread once each block is written. Which blocks are still to do is the plan's
+business (gpusim.plan), so both executors skip finished blocks through the same code.
 """
 
 from __future__ import annotations

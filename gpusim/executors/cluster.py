@@ -23,11 +23,14 @@ import yaml
 
 from gpusim.backends.base import Backend, Block
 from gpusim.backends.devices import select_backend
+from gpusim.backends.native import usable_threads
 from gpusim.config import Config, config_from_dict, config_to_yaml
 from gpusim.errors import InputError
 from gpusim.executors.tasks import BlockTask, run_block
 from gpusim.store import quiet_zarr
 
+ENVIRON_KEY = "distributed.nanny.pre-spawn-environ"
+"""dask's config of the environment a nanny sets before it starts its worker process."""
 RETRIES = 3
 """Times a block task is retried after an error (worker deaths are rescheduled anyway)."""
 MAX_WORKERS = 1024
@@ -121,8 +124,11 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
                              "'gpusim[cuda12]' (or cuda13)") from None
         cluster = LocalCUDACluster(dashboard_address=dashboard_address())
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=dashboard_address())
+        import dask
+
+        with dask.config.set({ENVIRON_KEY: worker_environ(workers)}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=dashboard_address())
     with cluster, Client(cluster) as client:
         announce_dashboard(client)
         yield client
@@ -149,6 +155,20 @@ def _services(client: Any) -> dict[str, Any]:
         return {}
 
 
+def worker_environ(workers: int) -> dict[str, str | None]:
+    """The environment dask's nanny gives each of `workers` local worker processes before
+    they start: distributed's defaults (one BLAS thread) but with OpenMP's threads (the
+    native backend's) shared out over the usable cores, and without its
+    MALLOC_TRIM_THRESHOLD_=65536 (None unsets it). Setting that variable at all turns off
+    glibc's adaptive mmap threshold, so every block's arrays are mapped and unmapped
+    afresh: millions of page faults, and two workers slower than one process."""
+    import dask
+
+    environ = dict(dask.config.get(ENVIRON_KEY) or {})
+    share = max(1, usable_threads() // workers)
+    return environ | {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": str(share)}
+
+
 @lru_cache(maxsize=4)
 def _worker_backend(config_yaml: str, device: str) -> Backend:
     """One backend per worker process, config and device (kernels compile once)."""
@@ -161,17 +181,19 @@ def _run_remote(task: BlockTask, config_yaml: str, device: str, block: Block) ->
         return run_block(task, _worker_backend(config_yaml, device), block)
 
 
-def _worker_device(config_yaml: str, device: str) -> str:
-    return f"{_worker_backend(config_yaml, device).device_name} (pid {os.getpid()})"
+def _worker_device(config_yaml: str, device: str) -> tuple[str, str]:
+    backend = _worker_backend(config_yaml, device)
+    return backend.device_name, backend.device
 
 
 def worker_devices(client: Any, config: Config, device: str) -> tuple[str, str]:
     """What the workers simulate on: a description for the store's provenance, and the
-    backend ("cpu", "gpu" or "cpu+gpu") for its resume identity."""
-    names = client.run(_worker_device, config_to_yaml(config), device)
-    kinds = sorted({name.split(" (pid")[0] for name in names.values()})
-    backend = "+".join(sorted({kind.split(":")[0] for kind in kinds}))
-    return f"dask cluster of {len(names)} workers: {', '.join(kinds)}", backend
+    backends ("numpy", "cpu", "gpu", or several joined by "+", e.g. "cpu+gpu") for its
+    resume identity."""
+    found = client.run(_worker_device, config_to_yaml(config), device)
+    names = sorted({name for name, _ in found.values()})
+    backend = "+".join(sorted({kind for _, kind in found.values()}))
+    return f"dask cluster of {len(found)} workers: {', '.join(names)}", backend
 
 
 class DaskExecutor:

@@ -1,0 +1,199 @@
+"""The native CPU backend: the kernel's headers built at install time (kernels/native.cpp,
+setup.py) into gpusim/_native*.so, run on every usable core through its C ABI.
+
+Each path runs the same `simulate_path` as the CUDA kernel, so native and numpy agree
+path by path (to ~1e-14 relative, not bit for bit); thread count and block size change no
+bit of the native output. The library is loaded with ctypes and checked against the kernel
+sources it was built from: a library built from other headers is not used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import math
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpusim.backends import kernel_io
+from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, check_finite, sparse
+from gpusim.backends.header import kernel_dir
+from gpusim.backends.packing import pack
+from gpusim.config import Config
+from gpusim.errors import InputError, SimulationError
+from gpusim.outputs import PER_PATH, count_names
+
+DISABLE = "GPUSIM_NO_NATIVE"
+"""Set to 1 to run as if the extension had not been built (numpy only)."""
+C_TYPES = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
+           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
+"""The C type of each numpy scalar type that kernel arguments use."""
+
+
+@dataclass(frozen=True)
+class Native:
+    """The loaded library (None if unusable) and, if unusable, why."""
+
+    library: ctypes.CDLL | None
+    reason: str
+
+    @property
+    def isa(self) -> str:
+        """The -march the library was built for."""
+        return _text(self.library.gpusim_native_isa) if self.library else ""
+
+
+def native_digest() -> str:
+    """A digest of the sources the extension is built from (setup.py's native_digest)."""
+    digest = hashlib.sha256()
+    root = kernel_dir()
+    for path in sorted([*root.glob("*.cuh"), root / "native.cpp"]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def library_path() -> Path | None:
+    """Where the built extension is, or None (found without importing it)."""
+    spec = importlib.util.find_spec("gpusim._native")
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+def _text(fn: Any) -> str:
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
+
+
+@cache
+def native() -> Native:
+    """The native library, loaded once, or the reason it cannot be used."""
+    if os.environ.get(DISABLE, "") not in ("", "0"):
+        return Native(None, f"{DISABLE} is set")
+    path = library_path()
+    if path is None:
+        return Native(None, "the native extension was not built at install (no C++ "
+                            "compiler?); reinstall with one: pip install -e .")
+    # Threads that finish their share sleep instead of spinning at the block's barrier
+    # (libgomp reads this when the library loads it): on a shared or oversubscribed machine
+    # spinning threads take the CPU from the ones still working. Blocks are coarse (one
+    # parallel loop of >= 0.1 s), so waking costs nothing measurable. Set it to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        lib = ctypes.CDLL(str(path))
+        built = _text(lib.gpusim_native_digest)
+    except (OSError, AttributeError) as err:
+        return Native(None, f"the native extension {path.name} does not load ({err})")
+    if built != native_digest():
+        return Native(None, "the native extension was built from other kernel sources; "
+                            "rebuild it: pip install -e .")
+    return Native(lib, "")
+
+
+def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPU limit of this process's cgroup (v2 cpu.max or v1 cfs quota), rounded up;
+    None without one."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else max(1, math.ceil(quota / period))
+    except (OSError, ValueError):
+        return None
+
+
+def usable_threads() -> int:
+    """Threads to run on: OMP_NUM_THREADS if set, else the CPUs this process may use
+    (affinity mask), capped by its cgroup's CPU limit."""
+    given = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    limit = cgroup_cpus()
+    return max(1, min(cpus, limit) if limit else cpus)
+
+
+def c_argument(value: Any) -> Any:
+    """A kernel argument as ctypes passes it: an array's data pointer (C-contiguous), or
+    a numpy scalar as its C type."""
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous:
+            raise TypeError("kernel arrays must be C-contiguous")
+        return value.ctypes.data_as(ctypes.c_void_p)
+    if isinstance(value, np.generic) and value.dtype in C_TYPES:
+        return C_TYPES[value.dtype](value.item())
+    raise TypeError(f"kernel scalars must be numpy scalars of {sorted(map(str, C_TYPES))}: "
+                    f"{value!r}")
+
+
+def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
+    """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads."""
+    lib = native().library
+    if lib is None:
+        raise RuntimeError(f"native backend unavailable: {native().reason}")
+    mode, suffix = kernel.removeprefix("simulate_").rsplit("_", 1)
+    fn = getattr(lib, f"gpusim_native_{mode}_{suffix}")
+    fn.restype = ctypes.c_int if mode == "summary" else None
+    return fn(*(c_argument(a) for a in args), ctypes.c_int(threads))
+
+
+class NativeBackend(Backend):
+    """The kernel's headers built for this CPU, a block's paths spread over `threads`
+    threads (default `usable_threads()`); blocks are computed when launched."""
+
+    name, device, xp = "native", "cpu", np
+
+    def __init__(self, config: Config, threads: int | None = None) -> None:
+        if native().library is None:
+            raise InputError(f"device = 'cpu': {native().reason}; or use --device numpy")
+        super().__init__(config)
+        self.packed = pack(config)
+        self.threads = threads or usable_threads()
+        self.device_name = f"cpu: native, {self.threads} threads, {native().isa}"
+
+    def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
+               record_flows: bool = False) -> Handle[dict[str, Any]]:
+        dtype = self.config.dtype
+        out = {key: np.empty(shape, kind) for key, (shape, kind) in
+               kernel_io.cube_buffers(self.packed, stop - start, dtype, record_flows).items()}
+        args = kernel_io.cube_arguments(self.packed.arrays(), self.packed, seed, start, stop,
+                                        out)
+        _call(kernel_io.kernel_name("cube", dtype), args, self.threads)
+        result = kernel_io.unpack(out)
+        check_finite(result, start)
+        return Ready(result)
+
+    def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
+        raw = self.summarize(seed, start, stop)
+        if raw["nonfinite"][0]:
+            self.launch(seed, start, stop)  # the cube's check names variable, path, month
+            raise SimulationError(f"{int(raw['nonfinite'][0])} NaN or Inf values in the "
+                                  f"block of paths [{start}, {stop})")
+        counts = {name: raw[name] for name in count_names(self.config)}
+        per_path = {k: raw[k] for k in PER_PATH}
+        check_finite(per_path, start)
+        return Ready(BlockSummary(per_path, sparse(counts)))
+
+    def summarize(self, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The summary kernel's block, dense: its counts (as `unpack_summary` names them)
+        plus "default_month", "loss_total" and "nonfinite"."""
+        n = stop - start
+        if n >= 2**31:
+            raise InputError(f"block of {n:,} paths: summary counts are 32-bit; use blocks "
+                             "of fewer than 2**31 paths")
+        buffers = kernel_io.summary_buffers(self.packed, n, self.config.dtype)
+        raw = {key: np.zeros(shape, kind) for key, (shape, kind) in buffers.items()}
+        args = kernel_io.summary_arguments(self.packed.arrays(), self.packed, seed, start,
+                                           stop, raw)
+        if _call(kernel_io.kernel_name("summary", self.config.dtype), args, self.threads):
+            raise MemoryError(f"no memory for {self.threads} threads' summary counts")
+        return kernel_io.unpack_summary(raw) | {k: raw[k] for k in (*PER_PATH, "nonfinite")}

@@ -1,0 +1,239 @@
+// The native CPU backend: the kernel's headers built for the host at install time (setup.py)
+// and run over a block's paths on every core with OpenMP. Each path is simulate_path,
+// exactly as the CUDA kernel and host.cpp run it, so thread count, scheduling and block
+// size change no bit of the output: cube paths write disjoint addresses, and summary counts
+// are integer sums (one dense set per thread, merged after the loop).
+// A thread takes TILE paths at a time and runs them into a small cube of its own (cache-
+// resident), then hands every value of it to engine.cuh's emit_* functions of the real
+// output, row by row: the same calls simulate_path would make, made in an order where the
+// cube's rows are written TILE paths at a time and a sketch row is counted TILE times in a
+// row (one path at a time touches a different page for every value).
+// Entry points take gpusim.cu's parameter lists (engine.cuh) followed by `int threads`
+// (<= 0: OpenMP's default, which follows OMP_NUM_THREADS and the affinity mask); the
+// summary entry points return 0, or 1 when memory for the threads' counts ran out.
+//   built by setup.py: -O3 -std=c++14 -ffp-contract=off -fopenmp [-march=x86-64-v2]
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+#include "engine.cuh"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef GPUSIM_NATIVE_DIGEST
+#define GPUSIM_NATIVE_DIGEST "unknown"
+#endif
+#ifndef GPUSIM_NATIVE_ISA
+#define GPUSIM_NATIVE_ISA "default"
+#endif
+
+namespace {
+
+const long long TILE = 32;  // paths a thread takes at a time (dynamic schedule)
+
+int team_size(int threads) {
+#ifdef _OPENMP
+  return threads > 0 ? threads : omp_get_max_threads();
+#else
+  (void)threads;
+  return 1;
+#endif
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// A thread's own cube for up to TILE paths (CubeOut with n = the tile's paths).
+template <typename R> struct Tile {
+  std::vector<R> market, firm, facility, flows, loss_total;
+  std::vector<int> default_month;
+  Tile(const Inputs& in, bool with_flows)
+      : market((size_t)(MO_COUNT * in.months * TILE)),
+        firm((size_t)(FO_COUNT * in.months * in.firms.n_firms * TILE)),
+        facility((size_t)(AO_COUNT * in.months * in.firms.n_facilities * TILE)),
+        flows(with_flows ? (size_t)(FL_COUNT * in.months * in.firms.n_firms * TILE) : 0),
+        loss_total((size_t)(in.firms.n_facilities * TILE)),
+        default_month((size_t)(in.firms.n_firms * TILE)) {}
+  CubeOut<R> out(long long m) {
+    return CubeOut<R>{market.data(), firm.data(), facility.data(), default_month.data(),
+                      loss_total.data(), flows.empty() ? nullptr : flows.data(), m};
+  }
+};
+
+template <typename R> bool has_flows(const CubeOut<R>& o) { return o.flows != nullptr; }
+template <typename R> bool has_flows(const SummaryOut<R>&) { return false; }
+
+// Every value of a tile of m paths (block indices i0 ..) through the emit_* functions of o.
+template <typename R, template <typename> class Out>
+void drain(const Tile<R>& tile, long long m, const Inputs& in, const Out<R>& o,
+           long long i0) {
+  const int months = in.months, nf = in.firms.n_firms, na = in.firms.n_facilities;
+  for (int v = 0; v < MO_COUNT; ++v)
+    for (int t = 0; t < months; ++t) {
+      const R* row = &tile.market[((size_t)v * months + t) * m];
+      for (long long k = 0; k < m; ++k) emit_market(o, months, v, t, i0 + k, row[k]);
+    }
+  for (int v = 0; v < FO_COUNT; ++v)
+    for (int t = 0; t < months; ++t)
+      for (int f = 0; f < nf; ++f) {
+        const R* row = &tile.firm[(((size_t)v * months + t) * nf + f) * m];
+        for (long long k = 0; k < m; ++k) emit_firm(o, months, nf, v, t, f, i0 + k, row[k]);
+      }
+  for (int v = 0; v < AO_COUNT; ++v)
+    for (int t = 0; t < months; ++t)
+      for (int j = 0; j < na; ++j) {
+        const R* row = &tile.facility[(((size_t)v * months + t) * na + j) * m];
+        for (long long k = 0; k < m; ++k)
+          emit_facility(o, months, na, v, t, j, i0 + k, row[k]);
+      }
+  for (int t = 0; !tile.flows.empty() && t < months; ++t)
+    for (int f = 0; f < nf; ++f)
+      for (long long k = 0; k < m; ++k) {
+        R terms[FL_COUNT];
+        for (int v = 0; v < FL_COUNT; ++v)
+          terms[v] = tile.flows[(((size_t)v * months + t) * nf + f) * m + k];
+        emit_flows(o, months, nf, t, f, i0 + k, terms);
+      }
+  for (int f = 0; f < nf; ++f)
+    for (long long k = 0; k < m; ++k)
+      o.default_month[(long long)f * o.n + i0 + k] = tile.default_month[(size_t)f * m + k];
+  for (int j = 0; j < na; ++j)
+    for (long long k = 0; k < m; ++k)
+      o.loss_total[(long long)j * o.n + i0 + k] = tile.loss_total[(size_t)j * m + k];
+}
+
+// This thread's share of the block's paths, a tile at a time (inside a parallel region).
+template <typename R, template <typename> class Out>
+void run_tiles(const Inputs& in, u64 seed, long long path0, const Out<R>& o) {
+  Tile<R> tile(in, has_flows(o));
+  const long long tiles = (o.n + TILE - 1) / TILE;
+#pragma omp for schedule(dynamic, 1)
+  for (long long b = 0; b < tiles; ++b) {
+    const long long i0 = b * TILE, m = gs_min(TILE, o.n - i0);
+    const CubeOut<R> local = tile.out(m);
+    for (long long k = 0; k < m; ++k) simulate_path(in, seed, (u64)(path0 + i0 + k), k, local);
+    drain(tile, m, in, o, i0);
+  }
+}
+
+// The summary kernel's count buffers, one set: (pointer, length) of each.
+struct Counts {
+  unsigned* buf[6];
+  long long len[6];
+};
+
+template <typename R> Counts counts_of(const SummaryOut<R>& o, int months, int n_firms,
+                                       int n_facilities) {
+  const long long b = o.sketch.buckets;
+  Counts c = {{o.market, o.firm, o.facility, o.bust, o.ltv_breach, o.nonfinite},
+              {(long long)MO_COUNT * months * b, (long long)FO_COUNT * months * n_firms * b,
+               (long long)AO_COUNT * months * n_facilities * b, months,
+               (long long)months * n_firms, 1}};
+  return c;
+}
+
+// The counts of a thread other than the first: zeroed buffers of the same lengths (calloc:
+// pages are touched only where that thread counts). False if memory ran out.
+bool alloc_counts(const Counts& c, unsigned** mine) {
+  bool ok = true;
+  for (int k = 0; k < 6; ++k) {
+    mine[k] = (unsigned*)calloc((size_t)(c.len[k] > 0 ? c.len[k] : 1), sizeof(unsigned));
+    ok = ok && mine[k];
+  }
+  return ok;
+}
+
+template <typename R> SummaryOut<R> with_counts(SummaryOut<R> o, unsigned* const* mine) {
+  o.market = mine[0], o.firm = mine[1], o.facility = mine[2];
+  o.bust = mine[3], o.ltv_breach = mine[4], o.nonfinite = mine[5];
+  return o;
+}
+
+// counts += each extra thread's counts, split over the team by index.
+void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
+  for (int k = 0; n_extra > 0 && k < 6; ++k) {
+    unsigned* dst = c.buf[k];
+    const long long len = c.len[k];
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long long x = 0; x < len; ++x) {
+      unsigned sum = dst[x];
+      for (int e = 0; e < n_extra; ++e) sum += extra[e * 6 + k][x];
+      dst[x] = sum;
+    }
+  }
+}
+
+// Thread 0 counts straight into the caller's buffers, thread t > 0 into its own set; the
+// sets are added after the loop.
+template <typename R> int run_summary(const Inputs& in, u64 seed, long long path0,
+                                      const SummaryOut<R>& o, int threads) {
+  const int team = team_size(threads);
+  const Counts c = counts_of(o, in.months, in.firms.n_firms, in.firms.n_facilities);
+  unsigned** extra = (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
+  bool ok = extra != nullptr;
+  for (int e = 0; ok && e < team - 1; ++e) ok = alloc_counts(c, extra + e * 6);
+  if (ok) {
+#pragma omp parallel num_threads(team)
+    {
+      const int id = thread_id();
+      const SummaryOut<R> mine = id == 0 ? o : with_counts(o, extra + (id - 1) * 6);
+      run_tiles(in, seed, path0, mine);
+    }
+    merge(c, extra, team - 1, team);
+  }
+  for (int e = 0; extra && e < (team - 1) * 6; ++e) free(extra[e]);
+  free(extra);
+  return ok ? 0 : 1;  // 1: out of memory (nothing counted)
+}
+
+template <typename R> void run_cube(const Inputs& in, u64 seed, long long path0,
+                                    const CubeOut<R>& o, int threads) {
+#pragma omp parallel num_threads(team_size(threads))
+  run_tiles(in, seed, path0, o);
+}
+
+}  // namespace
+
+#define NATIVE_CUBE(NAME, R)                                                                 \
+  void NAME(GPUSIM_CUBE_PARAMS(R), int threads) {                                            \
+    run_cube<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_CUBE_OUT(R), threads);                    \
+  }
+
+#define NATIVE_SUMMARY(NAME, R)                                                              \
+  int NAME(GPUSIM_SUMMARY_PARAMS(R), int threads) {                                          \
+    return run_summary<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_SUMMARY_OUT(R), threads);              \
+  }
+
+extern "C" {
+
+NATIVE_CUBE(gpusim_native_cube_f64, double)
+NATIVE_CUBE(gpusim_native_cube_f32, float)
+NATIVE_SUMMARY(gpusim_native_summary_f64, double)
+NATIVE_SUMMARY(gpusim_native_summary_f32, float)
+
+// The digest of the kernel sources this library was built from (header.sources_digest).
+const char* gpusim_native_digest(void) { return GPUSIM_NATIVE_DIGEST; }
+
+// The instruction set the build targets (-march), for provenance.
+const char* gpusim_native_isa(void) { return GPUSIM_NATIVE_ISA; }
+
+// OpenMP's default team size here (1 without OpenMP).
+int gpusim_native_max_threads(void) { return team_size(0); }
+
+// 1 if built with OpenMP.
+int gpusim_native_openmp(void) {
+#ifdef _OPENMP
+  return 1;
+#else
+  return 0;
+#endif
+}
+}

@@ -1,0 +1,243 @@
+"""The native CPU backend (kernels/native.cpp built at install): agreement with the numpy
+reference path by path, bit-invariance to threads and blocks, device choice, resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from conftest import CONFIGS
+from helpers import firms_config, small_config
+from test_kernels import assert_paths_agree
+
+from gpusim import load_config, run, simulate
+from gpusim.backends import devices, native
+from gpusim.backends.base import blocks
+from gpusim.backends.native import NativeBackend
+from gpusim.backends.reference import NumpyBackend, dense_counts, simulate_block
+from gpusim.cli import main
+from gpusim.errors import InputError
+from gpusim.outputs import PER_PATH, count_names
+
+needs_native = pytest.mark.skipif(native.native().library is None,
+                                  reason=f"no native build: {native.native().reason}")
+CONFIGS_BY_NAME = {"market": small_config, "firms": firms_config,
+                   "base": lambda: load_config(CONFIGS / "base.yaml")}
+
+
+@pytest.fixture
+def no_native(monkeypatch):
+    """Run as if the extension had not been built."""
+    monkeypatch.setenv(native.DISABLE, "1")
+    native.native.cache_clear()
+    yield
+    monkeypatch.delenv(native.DISABLE)
+    native.native.cache_clear()
+
+
+@needs_native
+@pytest.mark.parametrize("name", sorted(CONFIGS_BY_NAME))
+def test_native_cube_equals_numpy_path_by_path(name):
+    config = CONFIGS_BY_NAME[name]()
+    reference = simulate_block(config, seed=17, start=1000, stop=7000)
+    assert_paths_agree(reference, NativeBackend(config, threads=2)(17, 1000, 7000), rtol=1e-9)
+
+
+@needs_native
+def test_native_cash_flows_and_float32_agree_with_numpy():
+    config = firms_config()
+    reference = simulate_block(config, seed=3, start=0, stop=2000, record_flows=True)
+    assert_paths_agree(reference, NativeBackend(config)(3, 0, 2000, record_flows=True),
+                       rtol=1e-9)
+    config = firms_config("dtype=float32")
+    reference = simulate_block(config, seed=31, start=2000, stop=5000)
+    got = NativeBackend(config)(31, 2000, 5000)
+    assert all(got[k].dtype == v.dtype for k, v in reference.items())
+    assert_paths_agree(reference, got, rtol=1e-3)
+
+
+@needs_native
+@pytest.mark.parametrize("name", sorted(CONFIGS_BY_NAME))
+def test_native_summary_equals_the_numpy_sketches_bucket_for_bucket(name):
+    config = CONFIGS_BY_NAME[name]()
+    cube = simulate_block(config, seed=31, start=2000, stop=6000)
+    summary = NativeBackend(config, threads=3).summarize(31, 2000, 6000)
+    assert int(summary["nonfinite"][0]) == 0
+    expected = dense_counts(config, cube)
+    for key in count_names(config):
+        np.testing.assert_array_equal(summary[key], expected[key], err_msg=key)
+    np.testing.assert_array_equal(summary["default_month"], cube["default_month"])
+    np.testing.assert_allclose(summary["loss_total"], cube["loss_total"], rtol=1e-9)
+
+
+def _cube_in_blocks(backend, paths, block_paths):
+    parts = [backend(8, b.start, b.stop) for b in blocks(paths, block_paths)]
+    return {k: np.concatenate([p[k] for p in parts], axis=-1) for k in parts[0]}
+
+
+def _summary_in_blocks(backend, paths, block_paths):
+    parts = [backend.summarize(8, b.start, b.stop) for b in blocks(paths, block_paths)]
+    out = {k: sum(p[k].astype(np.int64) for p in parts) for k in count_names(backend.config)}
+    return out | {k: np.concatenate([p[k] for p in parts], axis=-1) for k in PER_PATH}
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_threads_and_blocks_change_no_bit(dtype):
+    """1, 2, 3 and 7 threads, one block or uneven blocks: the same bytes, cube and
+    summary."""
+    config = firms_config(f"dtype={dtype}")
+    one = NativeBackend(config, threads=1)
+    cube, summary = one(8, 0, 1500), one.summarize(8, 0, 1500)
+    for threads, block_paths in ((2, 1500), (3, 499), (7, 64)):
+        backend = NativeBackend(config, threads=threads)
+        for key, values in _cube_in_blocks(backend, 1500, block_paths).items():
+            assert values.tobytes() == cube[key].tobytes(), (threads, block_paths, key)
+        for key, values in _summary_in_blocks(backend, 1500, block_paths).items():
+            assert np.array_equal(values, summary[key]), (threads, block_paths, key)
+            assert values.dtype.kind == "f" or key not in PER_PATH or \
+                values.tobytes() == summary[key].tobytes()
+
+
+@needs_native
+def test_native_launch_summary_is_the_numpy_block_summary():
+    config = firms_config()
+    got = NativeBackend(config).launch_summary(4, 0, 800).result()
+    want = NumpyBackend(config).launch_summary(4, 0, 800).result()
+    for key, (index, counts) in want.counts.items():
+        np.testing.assert_array_equal(got.counts[key][0], index, err_msg=key)
+        np.testing.assert_array_equal(got.counts[key][1], counts, err_msg=key)
+
+
+def test_usable_threads_follows_omp_num_threads_and_the_cgroup(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert native.usable_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= native.usable_threads() <= len(native.os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert native.cgroup_cpus(tmp_path) == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert native.cgroup_cpus(tmp_path) is None
+    monkeypatch.setattr(native, "cgroup_cpus", lambda: 1)
+    assert native.usable_threads() == 1
+
+
+@needs_native
+def test_auto_picks_the_native_backend_with_a_notice(capsys):
+    assert devices.resolve_device("auto") == "cpu"
+    assert "running the native CPU backend" in capsys.readouterr().err
+    assert devices.resolve_device("numpy") == "numpy"
+    assert isinstance(devices.select_backend(small_config(), "cpu"), NativeBackend)
+
+
+def test_without_the_extension_everything_runs_on_numpy(no_native, capsys, tmp_path):
+    assert devices.resolve_device("auto") == "numpy"
+    assert f"the numpy reference ({native.DISABLE} is set)" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"device = 'cpu'.*--device numpy"):
+        devices.resolve_device("cpu")
+    ds = simulate(small_config(), paths=300, seed=1)
+    assert ds.attrs["device"] == "cpu: numpy reference"
+    store = run(firms_config(), tmp_path / "s.zarr", paths=400, seed=2, mode="summary")
+    assert zarr.open_group(store, mode="r").attrs["backend"] == "numpy"
+
+
+def test_a_library_built_from_other_sources_is_not_used(monkeypatch):
+    native.native.cache_clear()
+    monkeypatch.setattr(native, "native_digest", lambda: "0" * 16)
+    try:
+        found = native.native()
+        if native.library_path() is not None:
+            assert found.library is None and "other kernel sources" in found.reason
+    finally:
+        native.native.cache_clear()
+
+
+@needs_native
+def test_resume_on_the_other_cpu_backend_is_refused(tmp_path, small_yaml, capsys):
+    out = tmp_path / "s.zarr"
+    base = ["run", str(small_yaml), "--paths", "600", "--block-paths", "200", "--quiet",
+            "--out", str(out)]
+    assert main([*base, "--device", "numpy"]) == 0
+    assert main([*base, "--device", "cpu", "--resume"]) == 2
+    assert "backend: 'numpy' → 'cpu'" in capsys.readouterr().err
+    assert main([*base, "--device", "numpy", "--resume"]) == 0
+
+
+@needs_native
+def test_the_build_is_portable():
+    """The library is built for x86-64-v2 (no AVX: no ymm or zmm register anywhere) on
+    x86-64, with OpenMP."""
+    path = native.library_path()
+    lib = native.native()
+    assert lib.library.gpusim_native_openmp() == 1
+    if lib.isa != "x86-64-v2":
+        pytest.skip(f"built for {lib.isa} (GPUSIM_NATIVE_MARCH)")
+    proc = subprocess.run(["objdump", "-d", str(path)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        pytest.skip("objdump not available")
+    assert "%ymm" not in proc.stdout and "%zmm" not in proc.stdout
+
+
+def test_install_without_a_compiler_still_works(tmp_path):
+    """setup.py leaves the extension out when it cannot be compiled: the wheel has the
+    package and the kernel sources, no library."""
+    root = tmp_path / "src"  # a clean copy: no build/ folder or library from earlier builds
+    shutil.copytree(Path(__file__).resolve().parents[1], root, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.so", "*.egg-info", "__pycache__", "runs"))
+    env = os.environ | {"CC": "false", "CXX": "false"}
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(root),
+                           "-w", str(tmp_path)],
+                          capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0 and "gpusim: native" not in proc.stderr:
+        pytest.skip(f"could not build a wheel here: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert "gpusim/kernels/native.cpp" in names and "gpusim/backends/native.py" in names
+    assert not [n for n in names if n.startswith("gpusim/_native")]
+
+
+def test_info_says_whether_the_native_backend_is_usable(capsys, no_native):
+    assert main(["info"]) == 0
+    assert f"native CPU backend: unavailable ({native.DISABLE} is set)" in capsys.readouterr().out
+
+
+@needs_native
+def test_without_openmp_the_build_is_single_threaded_and_gives_the_same_bits(tmp_path,
+                                                                               monkeypatch):
+    """A compiler that rejects -fopenmp: the install still builds the library, without
+    OpenMP; it gives the same bits as the OpenMP build."""
+    root = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1], root, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.so", "*.egg-info", "__pycache__", "runs"))
+    cxx = shutil.which(os.environ.get("CXX", "g++")) or "g++"
+    wrapper = tmp_path / "no-openmp-c++"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *-fopenmp*) exit 1;; esac\nexec {cxx} "$@"\n')
+    wrapper.chmod(0o755)
+    env = os.environ | {"CC": str(wrapper), "CXX": str(wrapper)}
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(root),
+                           "-w", str(tmp_path)], capture_output=True, text=True, check=False,
+                          env=env)
+    if proc.returncode != 0 and "gpusim: native" not in proc.stderr:
+        pytest.skip(f"could not build a wheel here: {proc.stderr[-300:]}")
+    wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl")))
+    name = next(n for n in wheel.namelist() if n.startswith("gpusim/_native"))
+    library = Path(wheel.extract(name, tmp_path / "wheel"))
+    config = firms_config()
+    want = NativeBackend(config, threads=2)(6, 0, 300)
+    monkeypatch.setattr(native, "library_path", lambda: library)
+    native.native.cache_clear()
+    try:
+        assert native.native().library.gpusim_native_openmp() == 0
+        got = NativeBackend(config, threads=2)(6, 0, 300)
+    finally:
+        native.native.cache_clear()
+    for key, values in want.items():
+        assert got[key].tobytes() == values.tobytes(), key

@@ -147,17 +147,17 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
     emit_market(o, months, MO_REGIME, t, i, (R)s.regime);
 
     R seized = (R)0;
+    u32 words[2 * MAX_CONTRACTS];  // each contract stream's block, drawn once this month
+    contract_words<MAX_CONTRACTS>(seed, path, (u32)t, fi.n_contracts, words);
     for (int f = 0; f < fi.n_firms; ++f) {
       const double* ft = fi.firm_table + f * FT_COUNT;
       int c0 = (int)ft[FT_CONTRACT0], nc = (int)ft[FT_N_CONTRACTS];
       R u_renew[MAX_CONTRACTS], u_default[MAX_CONTRACTS];
       for (int k = 0; k < nc; ++k) {  // renewal: own stream; default: counterparty's
-        double uni[2];
-        contract_draws(seed, path, (u32)t, c0 + k, uni);
-        u_renew[k] = (R)uni[0];
-        contract_draws(seed, path, (u32)t,
-                       (int)fi.contract_table[(c0 + k) * CT_COUNT + CT_DEFAULT_STREAM], uni);
-        u_default[k] = (R)uni[1];
+        const int c = c0 + k;
+        const int d = (int)fi.contract_table[c * CT_COUNT + CT_DEFAULT_STREAM];
+        u_renew[k] = (R)to_uniform(words[2 * c]);
+        u_default[k] = (R)to_uniform(words[2 * d + 1]);
       }
       FirmMonth<R> r = firm_month(fs, fi, f, now, t, u_renew, u_default);
       const R values[FO_COUNT] = {r.revenue, r.ebitda, r.cash, r.debt, r.ltv, r.ltv_breach,

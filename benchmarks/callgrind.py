@@ -1,7 +1,8 @@
 """Host instructions per path-month of the fused kernel's host build (load-independent).
 
-Runs one block of the host build (gpusim.backends.host) under valgrind's callgrind,
-counting only inside the kernel's entry point, and prints instructions per path-month for
+Runs one block of the host build (kernels/host.cpp, gpusim.backends.host's flags) from a
+small C++ driver (callgrind_driver.cpp) under valgrind's callgrind, counting only inside
+the kernel's entry point, and prints instructions per path-month for
 each case: base config float32 summary (the headline), float64 summary, float32 cube, and
 market-only (no firms) float32 summary.
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {  # name: (config overrides, mode, dtype)
@@ -29,48 +31,60 @@ CASES = {  # name: (config overrides, mode, dtype)
 ENTRY = {"summary": "gpusim_host_summary", "cube": "gpusim_host_block"}
 
 
-def child(case: str, paths: int) -> None:
-    """Run the case once (inside valgrind)."""
+def write_inputs(path: Path, overrides: list[str], dtype: str) -> int:
+    """The case's packed inputs for the driver; returns the months."""
     from gpusim import load_config
-    from gpusim.backends import host
+    from gpusim.backends.packing import pack
 
-    overrides, mode, dtype = CASES[case]
     config = load_config(ROOT / "configs" / "base.yaml", [*overrides, f"dtype={dtype}"])
-    packed = host.pack(config)
-    host.host_library()
-    run = host.run_summary_packed if mode == "summary" else host.run_packed
-    run(packed, 1, 0, paths, dtype)
-    print("MONTHS", packed.months)
+    packed = pack(config)
+    with path.open("wb") as f:
+        np.array([*packed.counts, packed.months], dtype=np.int32).tofile(f)
+        for array in packed.arrays():
+            flat = np.ascontiguousarray(array, dtype=np.float64).ravel()
+            np.array([flat.size], dtype=np.int64).tofile(f)
+            flat.tofile(f)
+    return packed.months
 
 
-def measure(case: str, paths: int) -> dict:
-    _, mode, dtype = CASES[case]
-    entry = f"{ENTRY[mode]}_{'f64' if dtype == 'float64' else 'f32'}"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             f"--toggle-collect={entry}", sys.executable, __file__, "--child", case,
-             "--paths", str(paths)], capture_output=True, text=True, check=True,
-            env=os.environ | {"PYTHONPATH": str(ROOT)})
-        months = int(re.search(r"MONTHS (\d+)", run.stdout).group(1))
-        totals = re.search(r"^summary:\s+(\d+)", out.read_text(), re.M)
-        instructions = int(totals.group(1))
+def build_driver(out: Path, kernels: Path | None = None) -> Path:
+    """callgrind_driver.cpp with the host build's flags (gpusim.backends.host), on the
+    kernel sources in `kernels` (default: this checkout's, e.g. another commit's)."""
+    from gpusim.backends.header import kernel_dir
+    from gpusim.backends.host import HOST_FLAGS
+
+    flags = [f for f in HOST_FLAGS if f not in ("-shared", "-fPIC")]
+    exe = out / "driver"
+    subprocess.run(["g++", *flags, "-I", str(kernels or kernel_dir()),
+                    str(ROOT / "benchmarks" / "callgrind_driver.cpp"), "-o", str(exe)],
+                   check=True)
+    return exe
+
+
+def measure(case: str, paths: int, driver: Path, tmp: Path) -> dict:
+    overrides, mode, dtype = CASES[case]
+    suffix = "f64" if dtype == "float64" else "f32"
+    inputs = tmp / f"{case}.bin"
+    months = write_inputs(inputs, overrides, dtype)
+    out = tmp / f"{case}.callgrind"
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                    f"--toggle-collect={ENTRY[mode]}_{suffix}", str(driver), str(inputs),
+                    mode, suffix, str(paths)], capture_output=True, text=True, check=True)
+    instructions = int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1))
     return {"case": case, "paths": paths, "months": months, "instructions": instructions,
             "per_path_month": round(instructions / (paths * months))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child")
     parser.add_argument("--paths", type=int, default=256)
     parser.add_argument("--json")
+    parser.add_argument("--kernels", type=Path, help="kernel sources to measure instead")
     parser.add_argument("cases", nargs="*", default=list(CASES))
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.paths)
-        return
-    rows = [measure(case, args.paths) for case in args.cases]
+    with tempfile.TemporaryDirectory() as tmp:
+        driver = build_driver(Path(tmp), args.kernels)
+        rows = [measure(case, args.paths, driver, Path(tmp)) for case in args.cases]
     for row in rows:
         print(f"{row['case']:26s} {row['per_path_month']:7,d} instructions per path-month")
     if args.json:

@@ -19,7 +19,17 @@
     simulate_path(GPUSIM_INPUTS, seed, (u64)(path0 + i), i, GPUSIM_SUMMARY_OUT(R));          \
   }
 
+// A run compiles only the kernel it launches: cuda.py defines GPUSIM_ONLY and
+// GPUSIM_ONLY_<kernel> (with the run's shape, shapes.cuh); without them, all four.
+#if !defined(GPUSIM_ONLY) || defined(GPUSIM_ONLY_simulate_cube_f64)
 CUBE_KERNEL(simulate_cube_f64, double)
+#endif
+#if !defined(GPUSIM_ONLY) || defined(GPUSIM_ONLY_simulate_cube_f32)
 CUBE_KERNEL(simulate_cube_f32, float)
+#endif
+#if !defined(GPUSIM_ONLY) || defined(GPUSIM_ONLY_simulate_summary_f64)
 SUMMARY_KERNEL(simulate_summary_f64, double)
+#endif
+#if !defined(GPUSIM_ONLY) || defined(GPUSIM_ONLY_simulate_summary_f32)
 SUMMARY_KERNEL(simulate_summary_f32, float)
+#endif

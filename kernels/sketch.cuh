@@ -61,7 +61,7 @@ GPUSIM_HD bool sketch_table_applies(const SketchLayout& k) {
 
 // A first guess of the distance from zero, within a bucket or two: log2 from the float
 // exponent and a cubic in the mantissa (|error| < 0.01 in log2, about 0.35 buckets).
-GPUSIM_HD int sketch_guess(double magnitude) {
+GPUSIM_HOT int sketch_guess(double magnitude) {
   float m = (float)magnitude;  // >= MIN_MAGNITUDE, so normal; Inf stays Inf
   u32 bits;
 #ifdef __CUDA_ARCH__
@@ -78,9 +78,9 @@ GPUSIM_HD int sketch_guess(double magnitude) {
   return distance < 1.0f ? 1 : distance > (float)GS_SKETCH_SIDE ? GS_SKETCH_SIDE : (int)distance;
 }
 
-// sketch.bucket_index for one value, exactly: the guess, then moved to the edges.
-GPUSIM_HD int sketch_bucket(const SketchLayout& k, double x) {
-  if (!sketch_table_applies(k)) return sketch_bucket_by_log(k, x);
+// sketch.bucket_index for one value, exactly, by the edge table: the guess, then moved
+// to the edges (only for the layout the table was made for: sketch_table_applies).
+GPUSIM_HOT int sketch_bucket_by_table(double x) {
   const double a = fabs(x);
   if (!(a >= GS_SKETCH_MIN_MAGNITUDE)) return GS_SKETCH_SIDE;  // tiny or NaN: zero bucket
   const double* __restrict__ edges = sketch_edges();
@@ -88,6 +88,11 @@ GPUSIM_HD int sketch_bucket(const SketchLayout& k, double x) {
   while (d < GS_SKETCH_SIDE && a >= edges[d - 1]) ++d;
   while (d > 1 && a < edges[d - 2]) --d;
   return GS_SKETCH_SIDE + (x < 0 ? -d : d);
+}
+
+// sketch.bucket_index for one value, exactly.
+GPUSIM_HD int sketch_bucket(const SketchLayout& k, double x) {
+  return sketch_table_applies(k) ? sketch_bucket_by_table(x) : sketch_bucket_by_log(k, x);
 }
 
 // Add one to counts[index]. On the GPU the threads of a warp that hit the same bucket

@@ -2,14 +2,22 @@
 
 One cached loader compiles kernels/gpusim.cu with NVRTC (cupy.RawModule from source, with
 `#line` so compiler errors point at the .cu file, and the headers found through -I),
-memoized per device. Launch errors name the kernel and the block of paths.
+memoized per device: a run compiles only the kernel it launches, specialized to its shape
+(kernels/shapes.cuh, kernel_io.variant_prelude), so its per-path state lives in
+registers. Launch errors name the kernel and the block of paths.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,8 +32,12 @@ from gpusim.errors import InputError, SimulationError
 from gpusim.outputs import PER_PATH, count_names
 
 COMPILE_OPTIONS = ("-std=c++14", "--fmad=false")
-"""NVRTC options, in one place (the include path is added by the loader). No FMA
-contraction, like the host build, so the kernel rounds as numpy does."""
+"""NVRTC options, in one place (the include path and the defines are added by
+`compile_options`). No FMA contraction, like the host build, so the kernel rounds as
+numpy does."""
+CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
+"""What cupy.RawModule adds to our options for NVRTC, besides -arch (tests/test_nvrtc.py
+compiles with these to check the kernels compile as CuPy will compile them)."""
 
 THREADS_PER_BLOCK = 128
 STREAMS_PER_DEVICE = 2
@@ -37,21 +49,60 @@ KERNELS = ("simulate_cube_f64", "simulate_cube_f32", "simulate_summary_f64",
            "simulate_summary_f32")
 
 
-def kernel_source() -> str:
-    """gpusim.cu with a #line directive, so NVRTC's messages name the file and line."""
+def kernel_source(prelude: str = "") -> str:
+    """gpusim.cu with a #line directive, so NVRTC's messages name the file and line,
+    after `prelude` (a variant's #defines: kernel_io.variant_prelude)."""
     path = kernel_dir() / "gpusim.cu"
-    return f'#line 1 "{path}"\n' + path.read_text()
+    return prelude + f'#line 1 "{path}"\n' + path.read_text()
+
+
+def compile_options(threads: int = THREADS_PER_BLOCK, min_blocks: int | None = None
+                    ) -> tuple[str, ...]:
+    """Our NVRTC (and nvcc) options: COMPILE_OPTIONS, the include path, the digest of the
+    sources and, with `min_blocks`, launch bounds (gpusim.cu's GPUSIM_THREADS,
+    GPUSIM_MIN_BLOCKS). None by default: ptxas spills the base config's float32 summary
+    kernel under __launch_bounds__(128) alone (48 bytes) and not without it."""
+    # CuPy's cache key covers the source text, not the headers it includes: the digest
+    # of all kernel sources makes an edited header a new kernel.
+    bounds = ((f"-DGPUSIM_THREADS={threads}", f"-DGPUSIM_MIN_BLOCKS={min_blocks}")
+              if min_blocks else ())
+    return (*COMPILE_OPTIONS, f"-I{kernel_dir()}", f"-DGPUSIM_SOURCES={sources_digest()}",
+            *bounds)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled kernel: its name, and the prelude that specializes gpusim.cu to a
+    run's shape ("" for the generic build of all four kernels)."""
+
+    name: str
+    prelude: str = ""
+
+
+def variant(name: str, packed: Packed | None) -> Variant:
+    """The variant of kernel `name` for `packed`'s shape (generic without `packed`)."""
+    if packed is None:
+        return Variant(name)
+    return Variant(name, kernel_io.variant_prelude(packed, name))
+
+
+def variants(config: Config) -> list[Variant]:
+    """Every kernel variant a config can launch (cube and summary, in its dtype)."""
+    packed = pack(config)
+    return [variant(kernel_io.kernel_name(mode, config.dtype), packed)
+            for mode in ("cube", "summary")]
 
 
 @cache
-def _module(device_id: int) -> Any:
+def _module(device_id: int, prelude: str = "", threads: int = THREADS_PER_BLOCK,
+            min_blocks: int | None = None) -> Any:
+    """The module compiled from gpusim.cu after `prelude`, memoized per device and by
+    everything that affects the code (CuPy's disk cache keys by source and options)."""
     import cupy
 
-    # CuPy's cache key covers gpusim.cu's text, not the headers it includes: the digest
-    # of all kernel sources makes an edited header a new kernel.
-    options = (*COMPILE_OPTIONS, f"-I{kernel_dir()}", f"-DGPUSIM_SOURCES={sources_digest()}")
     with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=kernel_source(), options=options)
+        module = cupy.RawModule(code=kernel_source(prelude),
+                                options=compile_options(threads, min_blocks))
         module.compile()
     return module
 
@@ -75,18 +126,26 @@ def next_stream() -> Any:
     return streams[next(_turn) % len(streams)]
 
 
-def kernel(name: str) -> Any:
-    """A compiled kernel of gpusim.cu on the current device."""
+def kernel(name: str, packed: Packed | None = None) -> Any:
+    """Kernel `name` of gpusim.cu on the current device: compiled for `packed`'s shape
+    alone (only the kernel a run launches), or from the generic build without it."""
     import cupy
 
-    return _module(cupy.cuda.Device().id).get_function(name)
+    v = variant(name, packed)
+    return _module(cupy.cuda.Device().id, v.prelude).get_function(name)
 
 
-def compile_check() -> str:
-    """'ok' if the kernels compile on the current device, else the compiler's message."""
+def compile_check(config: Config | None = None) -> str:
+    """'ok' if the kernels compile on the current device (the config's variants, or the
+    generic build), else the compiler's message."""
     try:
-        for name in KERNELS:
-            kernel(name)
+        if config is None:
+            for name in KERNELS:
+                kernel(name)
+        else:
+            packed = pack(config)
+            for v in variants(config):
+                kernel(v.name, packed)
     except Exception as err:  # noqa: BLE001 - reported, not raised
         return f"failed: {err}"
     return "ok"
@@ -172,7 +231,7 @@ def launch_block(config: Config, seed: int, start: int, stop: int, record_flows:
             raw = _allocate(cupy, kernel_io.cube_buffers(packed, stop - start, config.dtype,
                                                          record_flows))
             args = kernel_io.cube_arguments(inputs, packed, seed, start, stop, raw)
-            kernel(name)(_grid(stop - start), (THREADS_PER_BLOCK,), args)
+            kernel(name, packed)(_grid(stop - start), (THREADS_PER_BLOCK,), args)
             if to_host:
                 host = _copy_to_pinned(cupy, raw, stream)
     except Exception as err:
@@ -247,7 +306,7 @@ def launch_summary(config: Config, seed: int, start: int, stop: int,
             out = _allocate(cupy, kernel_io.summary_buffers(packed, n, config.dtype),
                             zeroed=kernel_io.SUMMARY_COUNTS)
             args = kernel_io.summary_arguments(inputs, packed, seed, start, stop, out)
-            kernel(name)(_grid(n), (THREADS_PER_BLOCK,), args)
+            kernel(name, packed)(_grid(n), (THREADS_PER_BLOCK,), args)
             host = _copy_to_pinned(cupy, {k: out[k] for k in (*PER_PATH, "nonfinite")},
                                    stream)
     except Exception as err:
@@ -279,3 +338,72 @@ class CudaBackend(Backend):
 
     def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
         return launch_summary(self.config, seed, start, stop, packed=self.packed)
+
+
+# --- what the compiled kernels use, from ptxas (no GPU needed) --------------------------------
+
+RESOURCE_ARCH = "sm_90"
+"""The architecture `resource_usage` compiles for (H100/H200)."""
+
+
+def occupancy(registers: int, threads: int = THREADS_PER_BLOCK) -> float:
+    """Resident warps / 64 on an SM of compute capability 9.0 (65,536 registers, 64 warps,
+    32 blocks), limited by registers alone (allocated per warp in units of 256)."""
+    per_warp = -(-registers * 32 // 256) * 256
+    warps_per_block = -(-threads // 32)
+    blocks = min(65536 // (per_warp * warps_per_block), 32, 64 // warps_per_block)
+    return blocks * warps_per_block / 64
+
+
+def parse_resource_usage(text: str) -> dict[str, dict[str, int]]:
+    """ptxas's `--resource-usage` report → kernel name → registers, stack bytes and spill
+    bytes (stores + loads) of each entry function."""
+    out: dict[str, dict[str, int]] = {}
+    entry = current = None
+    for line in text.splitlines():
+        if m := re.search(r"Compiling entry function '(\w+)'", line):
+            entry = m.group(1)
+        elif m := re.search(r"Function properties for (\w+)", line):
+            current = m.group(1)
+        elif (m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
+                             r"(\d+) bytes spill loads", line)) and current == entry:
+            out.setdefault(entry, {}).update(
+                stack_bytes=int(m.group(1)), spill_bytes=int(m.group(2)) + int(m.group(3)))
+        elif (m := re.search(r"Used (\d+) registers", line)) and entry in out:
+            out[entry]["registers"] = int(m.group(1))
+    return out
+
+
+def resource_usage(config: Config, names: Sequence[str] = KERNELS,
+                   min_blocks: int | None = None) -> list[dict[str, Any]]:
+    """Registers, stack and spill bytes of each kernel in `names`, specialized to the
+    config's shape as a run compiles it (our options and CuPy's, -arch=RESOURCE_ARCH),
+    from nvcc's ptxas report; with the occupancy of 128-thread blocks. Every figure is
+    None where no nvcc is found (or it fails: "error" says why)."""
+    rows = [{"name": name, "registers": None, "stack_bytes": None, "spill_bytes": None,
+             "occupancy": None, "compiler": None} for name in names]
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return rows
+    packed = pack(config)
+    source = kernel_source(kernel_io.variant_prelude(packed, names[0]) if len(names) == 1
+                           else kernel_io.shape_defines(packed))  # all four kernels
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "variant.cu"
+        path.write_text(source)
+        cmd = [nvcc, "-cubin", f"-arch={RESOURCE_ARCH}", "--resource-usage",
+               *(o for o in CUPY_OPTIONS if o != "--device-as-default-execution-space"),
+               *compile_options(min_blocks=min_blocks), str(path), "-o",
+               str(Path(tmp) / "variant.cubin")]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    usage = parse_resource_usage(done.stdout + done.stderr)
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip().splitlines()[-1:]
+    for row in rows:
+        row["compiler"] = f"nvcc ({version[0] if version else '?'})"
+        if done.returncode != 0:
+            row["error"] = (done.stderr or done.stdout).strip()[-2000:]
+        elif row["name"] in usage:
+            row.update(usage[row["name"]])
+            row["occupancy"] = occupancy(row["registers"])
+    return rows

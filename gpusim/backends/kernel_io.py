@@ -211,3 +211,53 @@ def edges_header() -> str:
         f"#define GS_SKETCH_EDGE_COUNT {len(edges)}\n"
         "#define GS_SKETCH_EDGES \\\n  { \\\n"
         + body.replace("\n", " \\\n") + " \\\n  }\n")
+
+
+def _select(name: str, values: Sequence[int]) -> str:
+    """A function-like macro body that is `values[i]` for a constant i (a chain of ?:, which
+    folds once the loops over i are unrolled)."""
+    if not values:
+        return f"#define {name}(i) 0"
+    chain = str(int(values[-1]))
+    for i in range(len(values) - 2, -1, -1):
+        chain = f"((i) == {i} ? {int(values[i])} : {chain})"
+    return f"#define {name}(i) {chain}"
+
+
+def shape_defines(packed: Packed) -> str:
+    """The #defines of kernels/shapes.cuh that specialize the kernel to a run's shape:
+    counts, each firm's contract and facility rows, each contract's default stream, the
+    utilization lag and the switches. Everything of the config that the compiled code
+    depends on, besides the mode and dtype (the kernel's name)."""
+    enums = header.layout()
+    ft, ct, mp = enums["FirmField"], enums["ContractField"], enums["MarketParam"]
+    firms, contracts = packed.firm_table, packed.contract_table
+    n_firms, n_contracts, n_facilities = packed.counts
+
+    def column(table: np.ndarray, index: int) -> list[int]:
+        return [int(x) for x in table[:, index]] if len(table) else []
+
+    def switch(key: str) -> int:
+        return int(packed.market[mp[key]] != 0.0)
+
+    lines = [
+        "#define GPUSIM_SHAPED 1",
+        f"#define GPUSIM_N_FIRMS {n_firms}",
+        f"#define GPUSIM_N_CONTRACTS {n_contracts}",
+        f"#define GPUSIM_N_FACILITIES {n_facilities}",
+        _select("GPUSIM_FIRM_CONTRACT0", column(firms, ft["FT_CONTRACT0"])),
+        _select("GPUSIM_FIRM_N_CONTRACTS", column(firms, ft["FT_N_CONTRACTS"])),
+        _select("GPUSIM_FIRM_FACILITY0", column(firms, ft["FT_FACILITY0"])),
+        _select("GPUSIM_FIRM_N_FACILITIES", column(firms, ft["FT_N_FACILITIES"])),
+        _select("GPUSIM_DEFAULT_STREAM", column(contracts, ct["CT_DEFAULT_STREAM"])),
+        f"#define GPUSIM_LAG {int(packed.market[mp['MP_LAG']])}",
+        f"#define GPUSIM_REGIMES_ON {switch('MP_REGIMES_ON')}",
+        f"#define GPUSIM_RESPONSE_ON {switch('MP_RESPONSE_ON')}",
+        f"#define GPUSIM_FIRE_SALE_ON {switch('MP_FIRE_SALE_ON')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def variant_prelude(packed: Packed, kernel: str) -> str:
+    """What goes before gpusim.cu's text to compile only `kernel` for `packed`'s shape."""
+    return f"#define GPUSIM_ONLY 1\n#define GPUSIM_ONLY_{kernel} 1\n" + shape_defines(packed)

@@ -92,3 +92,35 @@ def test_base_summary_kernel_keeps_its_state_in_registers():
     assert row["registers"] is not None, row
     assert row["spill_bytes"] == 0, row
     assert row["stack_bytes"] <= 128, row
+
+
+def test_info_kernels_json_without_a_compiler(monkeypatch, capsys):
+    """`gpusim info --kernels CONFIG --json`: every variant by name, null figures where no
+    nvcc is found."""
+    import json
+
+    from gpusim import cli
+
+    monkeypatch.setattr(cuda.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cuda, "nvrtc_library", lambda: None)
+    code = cli.main(["info", "--kernels", str(CONFIGS / "base.yaml"), "--json"])
+    assert code in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in report["variants"]] == list(cuda.KERNELS)
+    for row in report["variants"]:
+        assert row["registers"] is None and row["stack_bytes"] is None
+        assert row["spill_bytes"] is None
+    assert report["nvrtc"].startswith("not checked")
+
+
+def test_ptxas_report_is_parsed_per_entry_function():
+    text = """ptxas info    : Compiling entry function 'simulate_summary_f32' for 'sm_90'
+ptxas info    : Function properties for simulate_summary_f32
+    40 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads
+ptxas info    : Used 174 registers, used 0 barriers, 40 bytes cumulative stack size
+ptxas info    : Function properties for __internal_trig_reduction_slowpathd
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+"""
+    assert cuda.parse_resource_usage(text) == {
+        "simulate_summary_f32": {"stack_bytes": 40, "spill_bytes": 12, "registers": 174}}
+    assert cuda.occupancy(174) == 0.125 and cuda.occupancy(64) == 0.5

@@ -407,3 +407,81 @@ def resource_usage(config: Config, names: Sequence[str] = KERNELS,
             row.update(usage[row["name"]])
             row["occupancy"] = occupancy(row["registers"])
     return rows
+
+
+# --- NVRTC without CuPy or a GPU (the pip wheel's library through ctypes) ---------------------
+
+def nvrtc_library() -> Any:
+    """libnvrtc from a pip wheel (nvidia-cuda-nvrtc-cu12, or CUDA 13's nvidia/cu13) or the
+    system, loaded with ctypes; None where none is found. Needs no GPU or driver."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    candidates: list[str] = []
+    for entry in map(Path, sys.path):
+        for pattern in ("nvidia/cuda_nvrtc/lib/libnvrtc.so.*", "nvidia/cu13/lib/libnvrtc.so.*",
+                        "nvidia/cu*/lib/libnvrtc.so.*"):
+            candidates += sorted(str(p) for p in entry.glob(pattern)
+                                 if "builtins" not in p.name and ".alt." not in p.name)
+    if found := ctypes.util.find_library("nvrtc"):
+        candidates.append(found)
+    for candidate in candidates:
+        try:
+            return ctypes.CDLL(candidate)
+        except OSError:
+            continue
+    return None
+
+
+def nvrtc_version(lib: Any) -> str:
+    import ctypes
+
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    return f"{major.value}.{minor.value}"
+
+
+def nvrtc_compile(lib: Any, source: str, options: Sequence[str], name: str = "gpusim.cu"
+                  ) -> tuple[bool, str]:
+    """Compile `source` with NVRTC and `options` (as cupy.RawModule passes them): (it
+    compiled, the compiler's log)."""
+    import ctypes
+
+    program = ctypes.c_void_p()
+    check = lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), name.encode(), 0,
+                                   None, None)
+    if check != 0:
+        return False, f"nvrtcCreateProgram failed ({check})"
+    try:
+        encoded = [o.encode() for o in options]
+        argv = (ctypes.c_char_p * len(encoded))(*encoded)
+        result = lib.nvrtcCompileProgram(program, len(encoded), argv)
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(program, log)
+        return result == 0, log.value.decode(errors="replace")
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def nvrtc_options(arch: str = RESOURCE_ARCH) -> tuple[str, ...]:
+    """Exactly what cupy.RawModule gives NVRTC for our kernels on an `arch` device."""
+    return (*CUPY_OPTIONS, f"-arch={arch}", *compile_options())
+
+
+def nvrtc_check(config: Config | None = None, arch: str = RESOURCE_ARCH) -> str:
+    """Whether the kernels (the config's variants, or the generic build) compile through
+    NVRTC with CuPy's options, without a device: 'ok (NVRTC x.y, sm_90)', the compiler's
+    message, or why it was not tried."""
+    lib = nvrtc_library()
+    if lib is None:
+        return "not checked (no NVRTC library: pip install nvidia-cuda-nvrtc-cu12)"
+    sources = ([kernel_source()] if config is None else
+               [kernel_source(v.prelude) for v in variants(config)])
+    for source in sources:
+        ok, log = nvrtc_compile(lib, source, nvrtc_options(arch))
+        if not ok:
+            return f"failed: {log.strip()[-2000:]}"
+    return f"ok (NVRTC {nvrtc_version(lib)}, {arch.replace('-arch=', '')})"

@@ -11,6 +11,8 @@
 template <typename R> struct MarketState {
   R ln_d, g, ln_e, k, ln_p, ln_p_prev, ln_v, x_r, ln_s;
   int regime;                  // 0 boom, 1 bust
+  R ln_p_ref;                  // (R)ln P_ref: the same every month, computed once
+  double sq_dt;                // √Δ, likewise
 #ifdef GPUSIM_SHAPED
   R u_hist[GPUSIM_LAG + 1];    // u[t − lag] .. u[t], oldest first (a shift register)
 #else
@@ -23,6 +25,8 @@ template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double
   s.ln_e = (R)mp[MP_LN_E0]; s.k = (R)mp[MP_K0]; s.ln_p = (R)mp[MP_LN_P0];
   s.ln_p_prev = (R)mp[MP_LN_P0]; s.ln_v = (R)mp[MP_LN_V0]; s.x_r = (R)mp[MP_R0];
   s.ln_s = (R)mp[MP_LN_S0];
+  s.ln_p_ref = (R)log(mp[MP_P_REF]);
+  s.sq_dt = sqrt(mp[MP_DT]);
   const int rows = (int)(sizeof s.u_hist / sizeof s.u_hist[0]);
   GS_UNROLL for (int i = 0; i < rows; ++i) s.u_hist[i] = (R)0;
 }
@@ -31,7 +35,7 @@ template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double
 template <typename R>
 GPUSIM_HD R gpu_hour_demand(const MarketState<R>& s, const double* mp, const double* training,
                             int t) {
-  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - (R)log(mp[MP_P_REF]));
+  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - s.ln_p_ref);
   R inference = (R)exp(s.ln_d + s.ln_e - (R)LOG_1E6 - price_term);
   return inference + (R)training[t];
 }
@@ -68,7 +72,7 @@ template <typename R>
 GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double* monthly,
                               int months, int t, R u, const R z[6], const double uni[2],
                               R fire_sold) {
-  const double dt = mp[MP_DT], sq = sqrt(mp[MP_DT]);
+  const double dt = mp[MP_DT], sq = s.sq_dt;
   const double* build = monthly + MM_BUILD * months;
   const double* launch_drop = monthly + MM_LAUNCH_DROP * months;
   const int lag = GS_LAG(mp);

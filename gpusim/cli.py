@@ -305,9 +305,10 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     import xarray
     import zarr
 
-    from gpusim.backends.cuda import compile_check, nvrtc_check
+    from gpusim.backends.cuda import compile_check
     from gpusim.backends.devices import cupy_or_none
     from gpusim.backends.host import host_compiler
+    from gpusim.backends.toolchain import nvrtc_check
 
     if getattr(args, "kernels", None) is not None:
         info_kernels(args, console)
@@ -343,7 +344,7 @@ def info_kernels(args: argparse.Namespace, console: Console) -> None:
     """`gpusim info --kernels CONFIG [--json]`: the config's kernel variants (all four
     kernels, specialized to its shape) with ptxas's registers, stack and spill bytes (null
     without nvcc), the occupancy of 128-thread blocks on sm_90, and the NVRTC check."""
-    from gpusim.backends.cuda import nvrtc_check, resource_usage
+    from gpusim.backends.toolchain import nvrtc_check, resource_usage
 
     config = load_config(args.kernels)
     rows = resource_usage(config)

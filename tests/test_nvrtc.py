@@ -10,10 +10,10 @@ import pytest
 from conftest import CONFIGS
 
 from gpusim import load_config
-from gpusim.backends import cuda, kernel_io
+from gpusim.backends import cuda, kernel_io, toolchain
 from gpusim.backends.packing import pack
 
-NVRTC = cuda.nvrtc_library()
+NVRTC = toolchain.nvrtc_library()
 needs_nvrtc = pytest.mark.skipif(NVRTC is None, reason="no NVRTC library (pip install "
                                  "nvidia-cuda-nvrtc-cu12)")
 CASES = {"base": [], "market-only": ["firms=[]"]}
@@ -25,26 +25,26 @@ CASES = {"base": [], "market-only": ["firms=[]"]}
 def test_every_variant_compiles_through_nvrtc_as_cupy_compiles_it(case, kernel):
     config = load_config(CONFIGS / "base.yaml", CASES[case])
     source = cuda.kernel_source(kernel_io.variant_prelude(pack(config), kernel))
-    ok, log = cuda.nvrtc_compile(NVRTC, source, cuda.nvrtc_options())
+    ok, log = toolchain.nvrtc_compile(NVRTC, source, toolchain.nvrtc_options())
     assert ok, log
     assert "warning" not in log.lower(), log
 
 
 @needs_nvrtc
 def test_the_generic_build_compiles_through_nvrtc():
-    ok, log = cuda.nvrtc_compile(NVRTC, cuda.kernel_source(), cuda.nvrtc_options())
+    ok, log = toolchain.nvrtc_compile(NVRTC, cuda.kernel_source(), toolchain.nvrtc_options())
     assert ok, log
 
 
 @needs_nvrtc
 def test_nvrtc_reports_a_broken_kernel():
     """The check can fail: a source error comes back with NVRTC's message."""
-    ok, log = cuda.nvrtc_compile(NVRTC, cuda.kernel_source("#define GPUSIM_SHAPED 1\n"),
-                                 cuda.nvrtc_options())
+    ok, log = toolchain.nvrtc_compile(NVRTC, cuda.kernel_source("#define GPUSIM_SHAPED 1\n"),
+                                 toolchain.nvrtc_options())
     assert not ok and "GPUSIM_N_FIRMS" in log
 
 
 def test_nvrtc_options_are_cupys_and_ours():
-    options = cuda.nvrtc_options()
+    options = toolchain.nvrtc_options()
     assert options[:3] == ("-ftz=true", "--device-as-default-execution-space", "-arch=sm_90")
     assert "--fmad=false" in options and any(o.startswith("-I") for o in options)

@@ -16,7 +16,7 @@ from helpers import firms_config, small_config
 from test_kernels import needs_cxx, needs_nvcc
 
 from gpusim import load_config
-from gpusim.backends import cuda, host, kernel_io
+from gpusim.backends import cuda, host, kernel_io, toolchain
 from gpusim.backends.header import kernel_dir
 from gpusim.backends.packing import pack
 
@@ -87,7 +87,7 @@ def test_base_summary_kernel_keeps_its_state_in_registers():
     cuda.py's options and its shape, has no spills and a stack frame of at most 128 bytes
     (the generic build's is 2.4 KB)."""
     config = load_config(CONFIGS / "base.yaml", ["dtype=float32"])
-    usage = cuda.resource_usage(config, ["simulate_summary_f32"])
+    usage = toolchain.resource_usage(config, ["simulate_summary_f32"])
     [row] = usage
     assert row["registers"] is not None, row
     assert row["spill_bytes"] == 0, row
@@ -101,8 +101,8 @@ def test_info_kernels_json_without_a_compiler(monkeypatch, capsys):
 
     from gpusim import cli
 
-    monkeypatch.setattr(cuda.shutil, "which", lambda name: None)
-    monkeypatch.setattr(cuda, "nvrtc_library", lambda: None)
+    monkeypatch.setattr(toolchain.shutil, "which", lambda name: None)
+    monkeypatch.setattr(toolchain, "nvrtc_library", lambda: None)
     code = cli.main(["info", "--kernels", str(CONFIGS / "base.yaml"), "--json"])
     assert code in (0, None)
     report = json.loads(capsys.readouterr().out)
@@ -121,6 +121,6 @@ ptxas info    : Used 174 registers, used 0 barriers, 40 bytes cumulative stack s
 ptxas info    : Function properties for __internal_trig_reduction_slowpathd
     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 """
-    assert cuda.parse_resource_usage(text) == {
+    assert toolchain.parse_resource_usage(text) == {
         "simulate_summary_f32": {"stack_bytes": 40, "spill_bytes": 12, "registers": 174}}
-    assert cuda.occupancy(174) == 0.125 and cuda.occupancy(64) == 0.5
+    assert toolchain.occupancy(174) == 0.125 and toolchain.occupancy(64) == 0.5

@@ -12,8 +12,8 @@
 #include "sketch.cuh"
 
 struct Inputs {
-  const double* mp;       // MP_COUNT market scalars
-  const double* monthly;  // MM_COUNT x months
+  const double* __restrict__ mp;       // MP_COUNT market scalars
+  const double* __restrict__ monthly;  // MM_COUNT x months
   FirmInputs firms;
   int months;
 };
@@ -24,12 +24,12 @@ struct Inputs {
 // Cube: (variable, month, [entity,] path) with the path fastest, so neighbouring threads
 // write neighbouring addresses. Offsets are 64-bit.
 template <typename R> struct CubeOut {
-  R* market;            // MO_COUNT x months x n
-  R* firm;              // FO_COUNT x months x n_firms x n
-  R* facility;          // AO_COUNT x months x n_facilities x n
-  int* default_month;   // n_firms x n
-  R* loss_total;        // n_facilities x n
-  R* flows;             // FL_COUNT x months x n_firms x n, or null
+  R* __restrict__ market;            // MO_COUNT x months x n
+  R* __restrict__ firm;              // FO_COUNT x months x n_firms x n
+  R* __restrict__ facility;          // AO_COUNT x months x n_facilities x n
+  int* __restrict__ default_month;   // n_firms x n
+  R* __restrict__ loss_total;        // n_facilities x n
+  R* __restrict__ flows;             // FL_COUNT x months x n_firms x n, or null
   long long n;
 };
 
@@ -37,14 +37,14 @@ template <typename R> struct CubeOut {
 // variables are counted where 1, and only the per-path results are written. Counts are
 // per block (32-bit: a block has fewer than 2^31 paths); the host merges blocks.
 template <typename R> struct SummaryOut {
-  unsigned* market;      // MO_COUNT x months x buckets (the regime's rows stay 0)
-  unsigned* firm;        // FO_COUNT x months x n_firms x buckets (the flags' rows stay 0)
-  unsigned* facility;    // AO_COUNT x months x n_facilities x buckets
-  unsigned* bust;        // months: paths in the bust regime
-  unsigned* ltv_breach;  // months x n_firms: paths with an LTV breach
-  unsigned* nonfinite;   // 1: NaN or Inf values met (an error the host reports)
-  int* default_month;    // n_firms x n
-  R* loss_total;         // n_facilities x n
+  unsigned* __restrict__ market;      // MO_COUNT x months x buckets (the regime's rows stay 0)
+  unsigned* __restrict__ firm;        // FO_COUNT x months x n_firms x buckets (the flags' rows stay 0)
+  unsigned* __restrict__ facility;    // AO_COUNT x months x n_facilities x buckets
+  unsigned* __restrict__ bust;        // months: paths in the bust regime
+  unsigned* __restrict__ ltv_breach;  // months x n_firms: paths with an LTV breach
+  unsigned* __restrict__ nonfinite;   // 1: NaN or Inf values met (an error the host reports)
+  int* __restrict__ default_month;    // n_firms x n
+  R* __restrict__ loss_total;         // n_facilities x n
   long long n;
   SketchLayout sketch;
   bool by_table;  // sketch_table_applies(sketch): bucket by the edge table

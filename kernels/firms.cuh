@@ -30,11 +30,11 @@ template <typename R> struct FirmMonth {
 };
 
 struct FirmInputs {
-  const double* firm_table;      // n_firms x FT_COUNT
-  const double* contract_table;  // n_contracts x CT_COUNT
-  const double* facility_table;  // n_facilities x FA_COUNT
-  const double* capex;           // n_firms x months
-  const double* draws;           // n_facilities x months
+  const double* __restrict__ firm_table;      // n_firms x FT_COUNT
+  const double* __restrict__ contract_table;  // n_contracts x CT_COUNT
+  const double* __restrict__ facility_table;  // n_facilities x FA_COUNT
+  const double* __restrict__ capex;           // n_firms x months
+  const double* __restrict__ draws;           // n_facilities x months
   int n_firms, n_contracts, n_facilities, months;
 };
 

@@ -140,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "names (nothing else in it is deleted)")
 
     sub.add_parser("schema", help="print the config's JSON Schema (for editors)")
-    sub.add_parser("info", help="print versions and devices")
+    info = sub.add_parser("info", help="print versions and devices")
+    info.add_argument("--kernels", metavar="CONFIG", type=Path,
+                      help="for each kernel variant CONFIG compiles to: its name, registers, "
+                           "stack and spill bytes (ptxas, where nvcc is found; else null), "
+                           "and whether it compiles through NVRTC")
+    info.add_argument("--json", action="store_true", help="print --kernels as JSON")
 
     p = sub.add_parser("bench", help="benchmark gpusim against its peers (benchmarks/README.md)")
     p.add_argument("--suite", default="quick", choices=["quick", "full"],
@@ -323,6 +328,11 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
     from gpusim.backends.devices import cupy_or_none
     from gpusim.backends.host import host_compiler
     from gpusim.backends.native import native, usable_threads
+    from gpusim.backends.toolchain import nvrtc_check
+
+    if getattr(args, "kernels", None) is not None:
+        info_kernels(args, console)
+        return
 
     console.print(f"gpusim {__version__}; python {platform.python_version()} on "
                   f"{platform.machine()} ({platform.processor() or platform.system()})")
@@ -342,6 +352,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
             console.print("cupy: installed, but no CUDA device is usable (CPU only)")
         except ImportError:
             console.print(escape("cupy: not installed (CPU only; pip install 'gpusim[cuda12]')"))
+        console.print(f"kernels compile (NVRTC, no device): {nvrtc_check()}")
         return
     runtime = cupy.cuda.runtime
     console.print(f"cupy {cupy.__version__}; CUDA driver {runtime.driverGetVersion()}, "
@@ -352,6 +363,26 @@ def cmd_info(args: argparse.Namespace, console: Console) -> None:
         console.print(f"device {i}: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, "
                       f"sm_{props['major']}{props['minor']}")
     console.print(f"kernels compile: {compile_check()}")
+
+
+def info_kernels(args: argparse.Namespace, console: Console) -> None:
+    """`gpusim info --kernels CONFIG [--json]`: the config's kernel variants (all four
+    kernels, specialized to its shape) with ptxas's registers, stack and spill bytes (null
+    without nvcc), the occupancy of 128-thread blocks on sm_90, and the NVRTC check."""
+    from gpusim.backends.toolchain import nvrtc_check, resource_usage
+
+    config = load_config(args.kernels)
+    rows = resource_usage(config)
+    report = {"config": str(args.kernels), "variants": rows,
+              "nvrtc": nvrtc_check(config)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for row in rows:
+        console.print(f"{row['name']}: registers {row['registers']}, stack "
+                      f"{row['stack_bytes']} B, spills {row['spill_bytes']} B, occupancy "
+                      f"{row['occupancy']}", markup=False, highlight=False)
+    console.print(f"NVRTC: {report['nvrtc']}", markup=False, highlight=False)
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> None:

@@ -9,6 +9,14 @@
 #define GPUSIM_HD inline
 #endif
 
+// For the few small functions of the hot path that the host compiler would otherwise call
+// rather than inline (on the device every GPUSIM_HD function is inlined already).
+#if defined(__CUDACC__) || !defined(__GNUC__)
+#define GPUSIM_HOT GPUSIM_HD
+#else
+#define GPUSIM_HOT inline __attribute__((always_inline))
+#endif
+
 typedef unsigned int u32;
 typedef unsigned long long u64;
 

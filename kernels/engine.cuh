@@ -8,11 +8,12 @@
 #include "market.cuh"
 #include "params.cuh"
 #include "philox.cuh"
+#include "shapes.cuh"
 #include "sketch.cuh"
 
 struct Inputs {
-  const double* mp;       // MP_COUNT market scalars
-  const double* monthly;  // MM_COUNT x months
+  const double* __restrict__ mp;       // MP_COUNT market scalars
+  const double* __restrict__ monthly;  // MM_COUNT x months
   FirmInputs firms;
   int months;
 };
@@ -23,12 +24,12 @@ struct Inputs {
 // Cube: (variable, month, [entity,] path) with the path fastest, so neighbouring threads
 // write neighbouring addresses. Offsets are 64-bit.
 template <typename R> struct CubeOut {
-  R* market;            // MO_COUNT x months x n
-  R* firm;              // FO_COUNT x months x n_firms x n
-  R* facility;          // AO_COUNT x months x n_facilities x n
-  int* default_month;   // n_firms x n
-  R* loss_total;        // n_facilities x n
-  R* flows;             // FL_COUNT x months x n_firms x n, or null
+  R* __restrict__ market;            // MO_COUNT x months x n
+  R* __restrict__ firm;              // FO_COUNT x months x n_firms x n
+  R* __restrict__ facility;          // AO_COUNT x months x n_facilities x n
+  int* __restrict__ default_month;   // n_firms x n
+  R* __restrict__ loss_total;        // n_facilities x n
+  R* __restrict__ flows;             // FL_COUNT x months x n_firms x n, or null
   long long n;
 };
 
@@ -36,16 +37,17 @@ template <typename R> struct CubeOut {
 // variables are counted where 1, and only the per-path results are written. Counts are
 // per block (32-bit: a block has fewer than 2^31 paths); the host merges blocks.
 template <typename R> struct SummaryOut {
-  unsigned* market;      // MO_COUNT x months x buckets (the regime's rows stay 0)
-  unsigned* firm;        // FO_COUNT x months x n_firms x buckets (the flags' rows stay 0)
-  unsigned* facility;    // AO_COUNT x months x n_facilities x buckets
-  unsigned* bust;        // months: paths in the bust regime
-  unsigned* ltv_breach;  // months x n_firms: paths with an LTV breach
-  unsigned* nonfinite;   // 1: NaN or Inf values met (an error the host reports)
-  int* default_month;    // n_firms x n
-  R* loss_total;         // n_facilities x n
+  unsigned* __restrict__ market;      // MO_COUNT x months x buckets (the regime's rows stay 0)
+  unsigned* __restrict__ firm;        // FO_COUNT x months x n_firms x buckets (the flags' rows stay 0)
+  unsigned* __restrict__ facility;    // AO_COUNT x months x n_facilities x buckets
+  unsigned* __restrict__ bust;        // months: paths in the bust regime
+  unsigned* __restrict__ ltv_breach;  // months x n_firms: paths with an LTV breach
+  unsigned* __restrict__ nonfinite;   // 1: NaN or Inf values met (an error the host reports)
+  int* __restrict__ default_month;    // n_firms x n
+  R* __restrict__ loss_total;         // n_facilities x n
   long long n;
   SketchLayout sketch;
+  bool by_table;  // sketch_table_applies(sketch): bucket by the edge table
 };
 
 template <typename R>
@@ -75,7 +77,7 @@ template <typename R>
 GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, int f,
                           long long i, const R* flows) {
   if (o.flows)
-    for (int v = 0; v < FL_COUNT; ++v)
+    GS_UNROLL for (int v = 0; v < FL_COUNT; ++v)
       put_entity(o.flows, months, n_firms, v, t, f, o.n, i, flows[v]);
 }
 
@@ -83,7 +85,9 @@ GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, i
 template <typename R>
 GPUSIM_HD void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
   if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
-  count_one(counts, series * o.sketch.buckets + sketch_bucket(o.sketch, (double)x));
+  const int bucket = o.by_table ? sketch_bucket_by_table((double)x)
+                                : sketch_bucket_by_log(o.sketch, (double)x);
+  count_one(counts, series * o.sketch.buckets + bucket);
 }
 
 template <typename R>
@@ -147,28 +151,28 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
     emit_market(o, months, MO_REGIME, t, i, (R)s.regime);
 
     R seized = (R)0;
-    for (int f = 0; f < fi.n_firms; ++f) {
-      const double* ft = fi.firm_table + f * FT_COUNT;
-      int c0 = (int)ft[FT_CONTRACT0], nc = (int)ft[FT_N_CONTRACTS];
-      R u_renew[MAX_CONTRACTS], u_default[MAX_CONTRACTS];
-      for (int k = 0; k < nc; ++k) {  // renewal: own stream; default: counterparty's
-        double uni[2];
-        contract_draws(seed, path, (u32)t, c0 + k, uni);
-        u_renew[k] = (R)uni[0];
-        contract_draws(seed, path, (u32)t,
-                       (int)fi.contract_table[(c0 + k) * CT_COUNT + CT_DEFAULT_STREAM], uni);
-        u_default[k] = (R)uni[1];
+    u32 words[2 * GS_CONTRACTS_CAP];  // each contract stream's block, drawn once this month
+    contract_words<GS_CONTRACTS_CAP>(seed, path, (u32)t, GS_N_CONTRACTS(fi), words);
+    GS_UNROLL for (int f = 0; f < GS_N_FIRMS(fi); ++f) {
+      const int c0 = GS_FIRM_CONTRACT0(fi, f), nc = GS_FIRM_N_CONTRACTS(fi, f);
+      R u_renew[GS_CONTRACTS_CAP], u_default[GS_CONTRACTS_CAP];
+      GS_UNROLL for (int k = 0; k < nc; ++k) {  // renewal: own stream; default: counterparty's
+        const int c = c0 + k;
+        const int d = GS_DEFAULT_STREAM(fi, c);
+        u_renew[k] = (R)to_uniform(words[2 * c]);
+        u_default[k] = (R)to_uniform(words[2 * d + 1]);
       }
       FirmMonth<R> r = firm_month(fs, fi, f, now, t, u_renew, u_default);
       const R values[FO_COUNT] = {r.revenue, r.ebitda, r.cash, r.debt, r.ltv, r.ltv_breach,
                                   r.defaulted};
-      for (int v = 0; v < FO_COUNT; ++v) emit_firm(o, months, fi.n_firms, v, t, f, i, values[v]);
-      emit_flows(o, months, fi.n_firms, t, f, i, r.flows);
+      GS_UNROLL for (int v = 0; v < FO_COUNT; ++v)
+        emit_firm(o, months, GS_N_FIRMS(fi), v, t, f, i, values[v]);
+      emit_flows(o, months, GS_N_FIRMS(fi), t, f, i, r.flows);
       seized = seized + r.seized;
     }
-    for (int j = 0; j < fi.n_facilities; ++j) {
-      emit_facility(o, months, fi.n_facilities, AO_BALANCE, t, j, i, fs.balance[j]);
-      emit_facility(o, months, fi.n_facilities, AO_LOSS, t, j, i, fs.loss[j]);
+    GS_UNROLL for (int j = 0; j < GS_N_FACILITIES(fi); ++j) {
+      emit_facility(o, months, GS_N_FACILITIES(fi), AO_BALANCE, t, j, i, fs.balance[j]);
+      emit_facility(o, months, GS_N_FACILITIES(fi), AO_LOSS, t, j, i, fs.loss[j]);
     }
     if (t + 1 < months) {
       double eps[6], uni[2];
@@ -182,9 +186,9 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       market_advance(s, mp, in.monthly, months, t, u, z, uni, seized);
     }
   }
-  for (int f = 0; f < fi.n_firms; ++f)
+  GS_UNROLL for (int f = 0; f < GS_N_FIRMS(fi); ++f)
     o.default_month[(long long)f * o.n + i] = fs.default_month[f];
-  for (int j = 0; j < fi.n_facilities; ++j) o.loss_total[(long long)j * o.n + i] = fs.loss[j];
+  GS_UNROLL for (int j = 0; j < GS_N_FACILITIES(fi); ++j) o.loss_total[(long long)j * o.n + i] = fs.loss[j];
 }
 
 // The kernels' parameter lists, declared once here for gpusim.cu's kernels and host.cpp's
@@ -219,5 +223,5 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
 #define GPUSIM_SUMMARY_OUT(R)                                                                \
   SummaryOut<R> {                                                                            \
     market, firm, facility, bust, ltv_breach, nonfinite, default_month, loss_total, n,       \
-        GPUSIM_SKETCH_LAYOUT                                                                 \
+        GPUSIM_SKETCH_LAYOUT, sketch_table_applies(GPUSIM_SKETCH_LAYOUT)                     \
   }

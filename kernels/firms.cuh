@@ -3,16 +3,17 @@
 #pragma once
 #include "common.cuh"
 #include "params.cuh"
+#include "shapes.cuh"
 
 template <typename R> struct FirmsState {
-  R cash[MAX_FIRMS];
-  int defaulted[MAX_FIRMS], default_month[MAX_FIRMS];
-  int active[MAX_CONTRACTS], end[MAX_CONTRACTS];
-  int gone[MAX_CONTRACTS];  // the contract's counterparty has defaulted (for good)
-  R price[MAX_CONTRACTS];
-  R balance[MAX_FACILITIES], undrawn[MAX_FACILITIES], rate[MAX_FACILITIES];
-  R loss[MAX_FACILITIES], posted[MAX_FACILITIES];
-  int maturity[MAX_FACILITIES], floating[MAX_FACILITIES];
+  R cash[GS_FIRMS_CAP];
+  int defaulted[GS_FIRMS_CAP], default_month[GS_FIRMS_CAP];
+  int active[GS_CONTRACTS_CAP], end[GS_CONTRACTS_CAP];
+  int gone[GS_CONTRACTS_CAP];  // the contract's counterparty has defaulted (for good)
+  R price[GS_CONTRACTS_CAP];
+  R balance[GS_FACILITIES_CAP], undrawn[GS_FACILITIES_CAP], rate[GS_FACILITIES_CAP];
+  R loss[GS_FACILITIES_CAP], posted[GS_FACILITIES_CAP];
+  int maturity[GS_FACILITIES_CAP], floating[GS_FACILITIES_CAP];
 };
 
 // The market of one month as the firms see it.
@@ -29,29 +30,29 @@ template <typename R> struct FirmMonth {
 };
 
 struct FirmInputs {
-  const double* firm_table;      // n_firms x FT_COUNT
-  const double* contract_table;  // n_contracts x CT_COUNT
-  const double* facility_table;  // n_facilities x FA_COUNT
-  const double* capex;           // n_firms x months
-  const double* draws;           // n_facilities x months
+  const double* __restrict__ firm_table;      // n_firms x FT_COUNT
+  const double* __restrict__ contract_table;  // n_contracts x CT_COUNT
+  const double* __restrict__ facility_table;  // n_facilities x FA_COUNT
+  const double* __restrict__ capex;           // n_firms x months
+  const double* __restrict__ draws;           // n_facilities x months
   int n_firms, n_contracts, n_facilities, months;
 };
 
 template <typename R>
 GPUSIM_HD void firms_init(FirmsState<R>& s, const FirmInputs& in) {
-  for (int f = 0; f < in.n_firms; ++f) {
+  GS_UNROLL for (int f = 0; f < GS_N_FIRMS(in); ++f) {
     s.cash[f] = (R)in.firm_table[f * FT_COUNT + FT_OPENING_CASH];
     s.defaulted[f] = 0;
     s.default_month[f] = -1;
   }
-  for (int c = 0; c < in.n_contracts; ++c) {
+  GS_UNROLL for (int c = 0; c < GS_N_CONTRACTS(in); ++c) {
     const double* ct = in.contract_table + c * CT_COUNT;
     s.active[c] = ct[CT_START] <= 0.0;
     s.gone[c] = 0;
     s.price[c] = (R)ct[CT_PRICE];
     s.end[c] = (int)ct[CT_END];
   }
-  for (int j = 0; j < in.n_facilities; ++j) {
+  GS_UNROLL for (int j = 0; j < GS_N_FACILITIES(in); ++j) {
     const double* fa = in.facility_table + j * FA_COUNT;
     s.balance[j] = (R)fa[FA_BALANCE]; s.undrawn[j] = (R)fa[FA_UNDRAWN];
     s.maturity[j] = (int)fa[FA_MATURITY]; s.floating[j] = fa[FA_FLOATING] != 0.0;
@@ -71,7 +72,7 @@ template <typename R>
 GPUSIM_HD void update_contracts(FirmsState<R>& s, const double* contract_table, int first,
                                 int count, const MarketNow<R>& m, int t, const R* u_renew,
                                 const R* u_default) {
-  for (int k = 0; k < count; ++k) {
+  GS_UNROLL for (int k = 0; k < count; ++k) {
     int c = first + k;
     const double* ct = contract_table + c * CT_COUNT;
     double hazard = ct[CT_HAZARD + m.regime];
@@ -109,21 +110,21 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
                                   const MarketNow<R>& m, int t, const R* u_renew,
                                   const R* u_default) {
   const double* ft = in.firm_table + f * FT_COUNT;
-  const int c0 = (int)ft[FT_CONTRACT0], nc = (int)ft[FT_N_CONTRACTS];
-  const int j0 = (int)ft[FT_FACILITY0], nj = (int)ft[FT_N_FACILITIES];
+  const int c0 = GS_FIRM_CONTRACT0(in, f), nc = GS_FIRM_N_CONTRACTS(in, f);
+  const int j0 = GS_FIRM_FACILITY0(in, f), nj = GS_FIRM_N_FACILITIES(in, f);
   const double gpus = ft[FT_GPUS];
   FirmMonth<R> out = {};
   if (s.defaulted[f]) {
     R debt = (R)0;
-    for (int j = j0; j < j0 + nj; ++j) debt = debt + s.balance[j];
+    GS_UNROLL for (int j = j0; j < j0 + nj; ++j) debt = debt + s.balance[j];
     out.cash = s.cash[f]; out.debt = debt; out.defaulted = (R)1;
     return out;
   }
   update_contracts(s, in.contract_table, c0, nc, m, t, u_renew, u_default);
 
   // 2. revenue and operating cost
-  R contracted = (R)0, contract_revenue = (R)0, secured_revenue[MAX_CONTRACTS];
-  for (int k = 0; k < nc; ++k) {
+  R contracted = (R)0, contract_revenue = (R)0, secured_revenue[GS_CONTRACTS_CAP];
+  GS_UNROLL for (int k = 0; k < nc; ++k) {
     int c = c0 + k;
     R g = s.active[c] ? (R)in.contract_table[c * CT_COUNT + CT_GPUS] : (R)0;
     R earned = g * s.price[c] * (R)m.hours;
@@ -138,7 +139,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
 
   // 3. cash before debt service, with draws
   R draws = (R)0;
-  for (int j = j0; j < j0 + nj; ++j) {
+  GS_UNROLL for (int j = j0; j < j0 + nj; ++j) {
     R d = gs_min((R)in.draws[j * in.months + t], s.undrawn[j]);
     s.undrawn[j] = s.undrawn[j] - d;
     s.balance[j] = s.balance[j] + d;
@@ -146,15 +147,15 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
   }
   R cash = s.cash[f] + revenue - operating_cost - capex + draws;
   const R cash_before_service = cash;
-  R posted_before = (R)0, claims[MAX_FACILITIES];
-  for (int j = j0; j < j0 + nj; ++j) posted_before = posted_before + s.posted[j];
+  R posted_before = (R)0, claims[GS_FACILITIES_CAP];
+  GS_UNROLL for (int j = j0; j < j0 + nj; ++j) posted_before = posted_before + s.posted[j];
 
   // 4-6. debt service, maturity, LTV test
   R interest_sum = (R)0, principal_sum = (R)0, sweep_sum = (R)0, repay_sum = (R)0;
   R call_sum = (R)0, pledged_value_sum = (R)0, pledged_balance_sum = (R)0, required = (R)0;
   int breach = 0;
   R pledged_total = (R)0;  // pledged to lenders with a claim: their GPUs are seized
-  for (int j = j0; j < j0 + nj; ++j) {
+  GS_UNROLL for (int j = j0; j < j0 + nj; ++j) {
     const double* fa = in.facility_table + j * FA_COUNT;
     R b = s.balance[j];
     R annual = s.floating[j] ? m.sofr + s.rate[j] : s.rate[j];
@@ -169,7 +170,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     unsigned mask = (unsigned)fa[FA_SECURED_MASK];
     if (mask != 0u && fa[FA_CASH_SWEEP] > 0.0) {
       R earned = (R)0;
-      for (int k = 0; k < nc; ++k)
+      GS_UNROLL for (int k = 0; k < nc; ++k)
         if (mask & (1u << k)) earned = earned + secured_revenue[k];
       sweep = gs_min((R)fa[FA_CASH_SWEEP] * gs_max(earned - interest - principal, (R)0), b);
       b = b - sweep;
@@ -213,7 +214,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
   if (defaults) {
     R pool = seized * m.collateral * (R)(1.0 - ft[FT_HAIRCUT])
              + gs_max(cash_before_service + posted_before, (R)0);
-    for (int j = j0; j < j0 + nj; ++j) {
+    GS_UNROLL for (int j = j0; j < j0 + nj; ++j) {
       R paid = gs_min(pool, claims[j - j0]);
       pool = pool - paid;
       s.loss[j] = s.loss[j] + (claims[j - j0] - paid);
@@ -234,7 +235,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
   s.cash[f] = defaults ? (R)0 : cash;
   if (defaults) { s.default_month[f] = t; s.defaulted[f] = 1; }
   R debt = (R)0;
-  for (int j = j0; j < j0 + nj; ++j) debt = debt + s.balance[j];
+  GS_UNROLL for (int j = j0; j < j0 + nj; ++j) debt = debt + s.balance[j];
   out.revenue = revenue;
   out.ebitda = revenue - operating_cost;
   out.cash = s.cash[f];

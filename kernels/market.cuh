@@ -4,13 +4,20 @@
 #pragma once
 #include "common.cuh"
 #include "params.cuh"
+#include "shapes.cuh"
 
 #define LOG_1E6 13.815510557964274
 
 template <typename R> struct MarketState {
   R ln_d, g, ln_e, k, ln_p, ln_p_prev, ln_v, x_r, ln_s;
   int regime;                  // 0 boom, 1 bust
+  R ln_p_ref;                  // (R)ln P_ref: the same every month, computed once
+  double sq_dt;                // √Δ, likewise
+#ifdef GPUSIM_SHAPED
+  R u_hist[GPUSIM_LAG + 1];    // u[t − lag] .. u[t], oldest first (a shift register)
+#else
   R u_hist[MAX_LAG + 1];       // u[t] at row t mod (lag + 1)
+#endif
 };
 
 template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double* mp) {
@@ -18,14 +25,17 @@ template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double
   s.ln_e = (R)mp[MP_LN_E0]; s.k = (R)mp[MP_K0]; s.ln_p = (R)mp[MP_LN_P0];
   s.ln_p_prev = (R)mp[MP_LN_P0]; s.ln_v = (R)mp[MP_LN_V0]; s.x_r = (R)mp[MP_R0];
   s.ln_s = (R)mp[MP_LN_S0];
-  for (int i = 0; i <= MAX_LAG; ++i) s.u_hist[i] = (R)0;
+  s.ln_p_ref = (R)log(mp[MP_P_REF]);
+  s.sq_dt = sqrt(mp[MP_DT]);
+  const int rows = (int)(sizeof s.u_hist / sizeof s.u_hist[0]);
+  GS_UNROLL for (int i = 0; i < rows; ++i) s.u_hist[i] = (R)0;
 }
 
 // H[t]: inference GPU-hours from tokens at last month's price, plus training [H100-hours].
 template <typename R>
 GPUSIM_HD R gpu_hour_demand(const MarketState<R>& s, const double* mp, const double* training,
                             int t) {
-  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - (R)log(mp[MP_P_REF]));
+  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - s.ln_p_ref);
   R inference = (R)exp(s.ln_d + s.ln_e - (R)LOG_1E6 - price_term);
   return inference + (R)training[t];
 }
@@ -52,7 +62,7 @@ GPUSIM_HD double shock_count(double u_shock, const double* mp) {
 
 // clip(1 + ξ(u[t−L] − u*), 0, m_max), or 1 with the capacity response off.
 template <typename R> GPUSIM_HD R build_multiplier(R u_lagged, const double* mp) {
-  if (mp[MP_RESPONSE_ON] == 0.0) return (R)1;
+  if (!GS_RESPONSE_ON(mp)) return (R)1;
   return gs_clip((R)1 + (R)mp[MP_XI] * (u_lagged - (R)mp[MP_U_STAR]), (R)0, (R)mp[MP_M_MAX]);
 }
 
@@ -62,14 +72,21 @@ template <typename R>
 GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double* monthly,
                               int months, int t, R u, const R z[6], const double uni[2],
                               R fire_sold) {
-  const double dt = mp[MP_DT], sq = sqrt(mp[MP_DT]);
+  const double dt = mp[MP_DT], sq = s.sq_dt;
   const double* build = monthly + MM_BUILD * months;
   const double* launch_drop = monthly + MM_LAUNCH_DROP * months;
-  int lag = (int)mp[MP_LAG];
-  if (t == 0)
-    for (int i = 0; i <= lag; ++i) s.u_hist[i] = u;
+  const int lag = GS_LAG(mp);
+  if (t == 0) {
+    GS_UNROLL for (int i = 0; i <= lag; ++i) s.u_hist[i] = u;
+  }
+#ifdef GPUSIM_SHAPED  // the same values as the ring below, with constant indices
+  GS_UNROLL for (int i = 0; i < lag; ++i) s.u_hist[i] = s.u_hist[i + 1];
+  s.u_hist[lag] = u;
+  R u_lagged = s.u_hist[0];
+#else
   s.u_hist[t % (lag + 1)] = u;
   R u_lagged = s.u_hist[(t + 1) % (lag + 1)];
+#endif
 
   R g_target = (R)mp[MP_G_MEAN + s.regime];
   double jumps = shock_count(uni[1], mp) * mp[MP_JUMP_SIZE];
@@ -80,7 +97,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   R g = s.g + (R)mp[MP_KAPPA_G] * (g_target - s.g) * (R)dt + (R)(mp[MP_SIGMA_G] * sq) * z[1];
   R ln_e = (R)(s.ln_e - (R)(mp[MP_ETA] * dt) - jumps);
   int regime = s.regime;
-  if (mp[MP_REGIMES_ON] != 0.0) {
+  if (GS_REGIMES_ON(mp)) {
     double switch_p = mp[MP_P_SWITCH + s.regime];
     regime = uni[0] < switch_p ? 1 - s.regime : s.regime;
   }
@@ -88,7 +105,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   double drop = t + 1 < months ? launch_drop[t + 1] : 0.0;
   R ln_p = s.ln_p + (R)mp[MP_KAPPA_P] * (fair_log_price(u, mp) - s.ln_p) * (R)dt
            + (R)(mp[MP_SIGMA_P] * sq) * z[2] - (R)drop;
-  R fire = mp[MP_FIRE_SALE_ON] != 0.0 ? (R)mp[MP_PHI] * fire_sold / (R)mp[MP_DEPTH] : (R)0;
+  R fire = GS_FIRE_SALE_ON(mp) ? (R)mp[MP_PHI] * fire_sold / (R)mp[MP_DEPTH] : (R)0;
   R ln_v = s.ln_v + (R)mp[MP_BETA] * (ln_p - s.ln_p) - (R)(mp[MP_DELTA] * dt)
            + (R)(mp[MP_SIGMA_V] * sq) * z[3] - fire;
   ln_v = gs_max(ln_v, (R)mp[MP_LN_V_SCRAP]);

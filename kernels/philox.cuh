@@ -63,7 +63,26 @@ GPUSIM_HD void market_draws(u64 seed, u64 path, u32 month, double eps[6], double
   uni[1] = to_uniform(s1.w[3]);
 }
 
-// Contract c's (U_renewal, U_default) for one month.
+// Every contract stream's block of one month, each drawn once: words[2c] is contract c's
+// U_renewal word and words[2c + 1] its U_default word (block FIRM_SLOT0 + c / 2 holds
+// contracts 2b and 2b + 1 in that order). A contract's renewal reads its own pair, a
+// counterparty's default the pair of its first contract, so a block shared by two
+// contracts, or read by several firms, is never drawn twice.
+template <int CAP>
+GPUSIM_HD void contract_words(u64 seed, u64 path, u32 month, int n_contracts,
+                              u32 (&words)[2 * CAP]) {
+  for (int b = 0; 2 * b < n_contracts; ++b) {
+    Words w = draw_words(seed, path, month, FIRM_SLOT0 + (u32)b);
+    words[4 * b] = w.w[0];
+    words[4 * b + 1] = w.w[1];
+    if (4 * b + 2 < 2 * CAP) {  // an odd CAP's last block has no second contract
+      words[4 * b + 2] = w.w[2];
+      words[4 * b + 3] = w.w[3];
+    }
+  }
+}
+
+// Contract c's (U_renewal, U_default) for one month (one block per call).
 GPUSIM_HD void contract_draws(u64 seed, u64 path, u32 month, int c, double uni[2]) {
   Words w = draw_words(seed, path, month, FIRM_SLOT0 + (u32)(c / 2));
   int first = 2 * (c % 2);

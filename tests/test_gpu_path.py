@@ -16,6 +16,7 @@ from test_kernels import assert_paths_agree, needs_cxx
 from gpusim import run, simulate
 from gpusim.backends import cuda
 from gpusim.backends.header import kernel_dir
+from gpusim.backends.packing import pack
 from gpusim.errors import SimulationError
 from gpusim.outputs import count_names
 from gpusim.store import open_store
@@ -66,6 +67,11 @@ def test_kernel_arguments_are_named_and_typed_by_the_header():
                                                      if k != "buckets"})
 
 
+def compiled(config, name):
+    """The stand-in module that cuda.py compiled for `config`'s variant of kernel `name`."""
+    return cuda._module(0, cuda.variant(name, pack(config)).prelude)
+
+
 def test_gpu_cube_equals_numpy(host_gpu):
     config = firms_config()
     cpu = simulate(config, paths=3000, seed=5, device="cpu")
@@ -73,8 +79,13 @@ def test_gpu_cube_equals_numpy(host_gpu):
     assert gpu.attrs["device"] == "gpu:host build"
     assert_paths_agree({k: cpu[k].values for k in cpu.data_vars},
                        {k: gpu[k].values for k in gpu.data_vars}, rtol=1e-9)
-    launches = cuda._module(0).functions["simulate_cube_f64"].launches
+    module = compiled(config, "simulate_cube_f64")
+    launches = module.functions["simulate_cube_f64"].launches
     assert [grid for grid, _ in launches] == [(8,), (8,), (8,)]  # 1024, 1024, 952 paths
+    # only the kernel launched, specialized to the config's shape (kernels/shapes.cuh)
+    assert "#define GPUSIM_ONLY_simulate_cube_f64 1\n" in module.code
+    assert "#define GPUSIM_N_FIRMS 2\n" in module.code
+    assert "#define GPUSIM_ONLY_simulate_summary" not in module.code
 
 
 def test_gpu_summary_store_equals_the_cpu_one(host_gpu, tmp_path):
@@ -88,7 +99,8 @@ def test_gpu_summary_store_equals_the_cpu_one(host_gpu, tmp_path):
     np.testing.assert_allclose(cpu.loss_total, gpu.loss_total, rtol=1e-9)
     for name in count_names(config):
         np.testing.assert_array_equal(cpu[name].values, gpu[name].values, err_msg=name)
-    assert len(cuda._module(0).functions["simulate_summary_f64"].launches) == 3
+    launches = compiled(config, "simulate_summary_f64").functions["simulate_summary_f64"]
+    assert len(launches.launches) == 3
 
 
 def test_gpu_cube_store_equals_the_cpu_one(host_gpu, tmp_path):

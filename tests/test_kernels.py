@@ -20,7 +20,7 @@ from conftest import CONFIGS
 from helpers import firms_config, small_config
 
 from gpusim import load_config, sketch
-from gpusim.backends import host
+from gpusim.backends import host, kernel_io
 from gpusim.backends.cuda import KERNELS
 from gpusim.backends.header import kernel_dir, layout, limits
 from gpusim.backends.packing import NOT_PACKED, LayoutError, pack, pack_fields, slots
@@ -296,6 +296,33 @@ def test_kernel_buckets_equal_the_numpy_sketch():
         edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), -edges])
     np.testing.assert_array_equal(host.sketch_bucket_host(values), sketch.bucket_index(values))
     assert host.sketch_bucket_host(np.array([np.nan]))[0] == sketch.ZERO
+
+
+@needs_cxx
+def test_kernel_buckets_equal_the_numpy_sketch_at_every_exact_edge():
+    """The kernel buckets by the edge table (a guess, then comparisons): at every edge of
+    the table, one ulp either side, both signs, and float32 values (what the float32
+    kernel buckets), its bucket is sketch.bucket_index's."""
+    edges = kernel_io.sketch_edges()
+    rng = np.random.default_rng(12)
+    values = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
+                             np.nextafter(np.nextafter(edges, 0), 0)])
+    values = np.concatenate([values, -values,
+                             (10.0 ** rng.uniform(-10, 31, 20_000)).astype(np.float32)])
+    np.testing.assert_array_equal(host.sketch_bucket_host(values), sketch.bucket_index(values))
+
+
+def test_edge_table_header_is_generated_from_the_sketch():
+    """kernels/sketch_edges.cuh is what kernel_io.edges_header makes from gpusim.sketch
+    today (regenerate it when the sketch's constants change), and its edges read back as
+    the same doubles."""
+    text = (kernel_dir() / kernel_io.EDGES_HEADER).read_text()
+    assert text == kernel_io.edges_header()
+    edges = kernel_io.sketch_edges()
+    assert len(edges) == sketch.SIDE - 1
+    buckets = sketch.bucket_index(np.concatenate([edges, np.nextafter(edges, 0)]))
+    np.testing.assert_array_equal(buckets[:len(edges)], np.arange(len(edges)) + sketch.ZERO + 2)
+    np.testing.assert_array_equal(buckets[len(edges):], np.arange(len(edges)) + sketch.ZERO + 1)
 
 
 def summary_of(config, seed, start, stop):

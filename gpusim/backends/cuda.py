@@ -2,7 +2,9 @@
 
 One cached loader compiles kernels/gpusim.cu with NVRTC (cupy.RawModule from source, with
 `#line` so compiler errors point at the .cu file, and the headers found through -I),
-memoized per device. Launch errors name the kernel and the block of paths.
+memoized per device: a run compiles only the kernel it launches, specialized to its shape
+(kernels/shapes.cuh, kernel_io.variant_prelude), so its per-path state lives in
+registers. Launch errors name the kernel and the block of paths.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from gpusim.errors import InputError, SimulationError
 from gpusim.outputs import PER_PATH, count_names
 
 COMPILE_OPTIONS = ("-std=c++14", "--fmad=false")
-"""NVRTC options, in one place (the include path is added by the loader). No FMA
-contraction, like the host build, so the kernel rounds as numpy does."""
+"""NVRTC options, in one place (the include path and the defines are added by
+`compile_options`). No FMA contraction, like the host build, so the kernel rounds as
+numpy does."""
+CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")
+"""What cupy.RawModule adds to our options for NVRTC, besides -arch (tests/test_nvrtc.py
+compiles with these to check the kernels compile as CuPy will compile them)."""
 
 THREADS_PER_BLOCK = 128
 STREAMS_PER_DEVICE = 2
@@ -37,21 +43,60 @@ KERNELS = ("simulate_cube_f64", "simulate_cube_f32", "simulate_summary_f64",
            "simulate_summary_f32")
 
 
-def kernel_source() -> str:
-    """gpusim.cu with a #line directive, so NVRTC's messages name the file and line."""
+def kernel_source(prelude: str = "") -> str:
+    """gpusim.cu with a #line directive, so NVRTC's messages name the file and line,
+    after `prelude` (a variant's #defines: kernel_io.variant_prelude)."""
     path = kernel_dir() / "gpusim.cu"
-    return f'#line 1 "{path}"\n' + path.read_text()
+    return prelude + f'#line 1 "{path}"\n' + path.read_text()
+
+
+def compile_options(threads: int = THREADS_PER_BLOCK, min_blocks: int | None = None
+                    ) -> tuple[str, ...]:
+    """Our NVRTC (and nvcc) options: COMPILE_OPTIONS, the include path, the digest of the
+    sources and, with `min_blocks`, launch bounds (gpusim.cu's GPUSIM_THREADS,
+    GPUSIM_MIN_BLOCKS). None by default: ptxas spills the base config's float32 summary
+    kernel under __launch_bounds__(128) alone (48 bytes) and not without it."""
+    # CuPy's cache key covers the source text, not the headers it includes: the digest
+    # of all kernel sources makes an edited header a new kernel.
+    bounds = ((f"-DGPUSIM_THREADS={threads}", f"-DGPUSIM_MIN_BLOCKS={min_blocks}")
+              if min_blocks else ())
+    return (*COMPILE_OPTIONS, f"-I{kernel_dir()}", f"-DGPUSIM_SOURCES={sources_digest()}",
+            *bounds)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled kernel: its name, and the prelude that specializes gpusim.cu to a
+    run's shape ("" for the generic build of all four kernels)."""
+
+    name: str
+    prelude: str = ""
+
+
+def variant(name: str, packed: Packed | None) -> Variant:
+    """The variant of kernel `name` for `packed`'s shape (generic without `packed`)."""
+    if packed is None:
+        return Variant(name)
+    return Variant(name, kernel_io.variant_prelude(packed, name))
+
+
+def variants(config: Config) -> list[Variant]:
+    """Every kernel variant a config can launch (cube and summary, in its dtype)."""
+    packed = pack(config)
+    return [variant(kernel_io.kernel_name(mode, config.dtype), packed)
+            for mode in ("cube", "summary")]
 
 
 @cache
-def _module(device_id: int) -> Any:
+def _module(device_id: int, prelude: str = "", threads: int = THREADS_PER_BLOCK,
+            min_blocks: int | None = None) -> Any:
+    """The module compiled from gpusim.cu after `prelude`, memoized per device and by
+    everything that affects the code (CuPy's disk cache keys by source and options)."""
     import cupy
 
-    # CuPy's cache key covers gpusim.cu's text, not the headers it includes: the digest
-    # of all kernel sources makes an edited header a new kernel.
-    options = (*COMPILE_OPTIONS, f"-I{kernel_dir()}", f"-DGPUSIM_SOURCES={sources_digest()}")
     with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=kernel_source(), options=options)
+        module = cupy.RawModule(code=kernel_source(prelude),
+                                options=compile_options(threads, min_blocks))
         module.compile()
     return module
 
@@ -75,18 +120,26 @@ def next_stream() -> Any:
     return streams[next(_turn) % len(streams)]
 
 
-def kernel(name: str) -> Any:
-    """A compiled kernel of gpusim.cu on the current device."""
+def kernel(name: str, packed: Packed | None = None) -> Any:
+    """Kernel `name` of gpusim.cu on the current device: compiled for `packed`'s shape
+    alone (only the kernel a run launches), or from the generic build without it."""
     import cupy
 
-    return _module(cupy.cuda.Device().id).get_function(name)
+    v = variant(name, packed)
+    return _module(cupy.cuda.Device().id, v.prelude).get_function(name)
 
 
-def compile_check() -> str:
-    """'ok' if the kernels compile on the current device, else the compiler's message."""
+def compile_check(config: Config | None = None) -> str:
+    """'ok' if the kernels compile on the current device (the config's variants, or the
+    generic build), else the compiler's message."""
     try:
-        for name in KERNELS:
-            kernel(name)
+        if config is None:
+            for name in KERNELS:
+                kernel(name)
+        else:
+            packed = pack(config)
+            for v in variants(config):
+                kernel(v.name, packed)
     except Exception as err:  # noqa: BLE001 - reported, not raised
         return f"failed: {err}"
     return "ok"
@@ -172,7 +225,7 @@ def launch_block(config: Config, seed: int, start: int, stop: int, record_flows:
             raw = _allocate(cupy, kernel_io.cube_buffers(packed, stop - start, config.dtype,
                                                          record_flows))
             args = kernel_io.cube_arguments(inputs, packed, seed, start, stop, raw)
-            kernel(name)(_grid(stop - start), (THREADS_PER_BLOCK,), args)
+            kernel(name, packed)(_grid(stop - start), (THREADS_PER_BLOCK,), args)
             if to_host:
                 host = _copy_to_pinned(cupy, raw, stream)
     except Exception as err:
@@ -247,7 +300,7 @@ def launch_summary(config: Config, seed: int, start: int, stop: int,
             out = _allocate(cupy, kernel_io.summary_buffers(packed, n, config.dtype),
                             zeroed=kernel_io.SUMMARY_COUNTS)
             args = kernel_io.summary_arguments(inputs, packed, seed, start, stop, out)
-            kernel(name)(_grid(n), (THREADS_PER_BLOCK,), args)
+            kernel(name, packed)(_grid(n), (THREADS_PER_BLOCK,), args)
             host = _copy_to_pinned(cupy, {k: out[k] for k in (*PER_PATH, "nonfinite")},
                                    stream)
     except Exception as err:

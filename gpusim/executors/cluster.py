@@ -121,7 +121,7 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
             from dask_cuda import LocalCUDACluster
         except ImportError:
             raise InputError("--cuda-workers needs dask-cuda on a GPU machine: pip install "
-                             "'gpusim[cuda12]' (or cuda13)") from None
+                             "'gpusim[cuda12-cluster]' (or cuda13-cluster)") from None
         cluster = LocalCUDACluster(dashboard_address=dashboard_address())
     else:
         import dask

@@ -24,6 +24,7 @@ import platformdirs
 from gpusim.backends import kernel_io
 from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, sparse
 from gpusim.backends.header import kernel_dir, sources_digest
+from gpusim.backends.kernel_io import c_argument
 from gpusim.backends.packing import Packed, pack
 from gpusim.config import Config
 from gpusim.outputs import PER_PATH, count_names
@@ -32,11 +33,6 @@ HOST_FLAGS = ("-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off")
 """No FMA contraction, so the host build rounds like numpy does."""
 HOST_NAMES = {"simulate_cube": "gpusim_host_block", "simulate_summary": "gpusim_host_summary"}
 """host.cpp's entry point for each of gpusim.cu's kernels (same suffix, same arguments)."""
-SCALARS = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
-           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
-"""The C type of each numpy scalar type that kernel arguments use."""
-
-
 def host_compiler() -> str | None:
     """A C++ compiler for the host library: $CXX, g++, c++ or clang++ (None if none)."""
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
@@ -96,19 +92,6 @@ def host_library() -> ctypes.CDLL:
         lib = folder / f"{stem}-{_sha256(tmp)}.so"
         tmp.replace(lib)
     return ctypes.CDLL(str(lib))
-
-
-def c_argument(value: Any) -> Any:
-    """A kernel argument as ctypes passes it: an array's data pointer, or a numpy scalar
-    as its C type. Raises TypeError for anything else (a Python int's C type is a guess)."""
-    if isinstance(value, np.ndarray):
-        if not value.flags.c_contiguous:
-            raise TypeError("kernel arrays must be C-contiguous")
-        return value.ctypes.data_as(ctypes.c_void_p)
-    if isinstance(value, np.generic) and value.dtype in SCALARS:
-        return SCALARS[value.dtype](value.item())
-    raise TypeError(f"kernel scalars must be numpy scalars of {sorted(map(str, SCALARS))}: "
-                    f"{value!r}")
 
 
 def entry_point(kernel: str) -> Any:

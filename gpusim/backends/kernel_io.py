@@ -12,6 +12,7 @@ them, and `unpack`/`unpack_summary` name their rows by the kernel's output enums
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,25 @@ def arguments(macro: str, values: dict[str, Any]) -> tuple[Any, ...]:
         else:
             out.append(SCALARS[ctype](value))
     return tuple(out)
+
+
+C_TYPES = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
+           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
+"""The ctypes type of each numpy scalar type that kernel arguments use."""
+
+
+def c_argument(value: Any) -> Any:
+    """A kernel argument as ctypes passes it to a host build (the tests' host library or
+    the native extension): an array's data pointer, or a numpy scalar as its C type.
+    Raises TypeError for anything else (a Python int's C type is a guess)."""
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous:
+            raise TypeError("kernel arrays must be C-contiguous")
+        return value.ctypes.data_as(ctypes.c_void_p)
+    if isinstance(value, np.generic) and value.dtype in C_TYPES:
+        return C_TYPES[value.dtype](value.item())
+    raise TypeError(f"kernel scalars must be numpy scalars of {sorted(map(str, C_TYPES))}: "
+                    f"{value!r}")
 
 
 def input_values(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int

@@ -31,11 +31,6 @@ from gpusim.outputs import PER_PATH, count_names
 
 DISABLE = "GPUSIM_NO_NATIVE"
 """Set to 1 to run as if the extension had not been built (numpy only)."""
-C_TYPES = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.int64): ctypes.c_longlong,
-           np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float64): ctypes.c_double}
-"""The C type of each numpy scalar type that kernel arguments use."""
-
-
 @dataclass(frozen=True)
 class Native:
     """The loaded library (None if unusable) and, if unusable, why."""
@@ -122,19 +117,6 @@ def usable_threads() -> int:
     return max(1, min(cpus, limit) if limit else cpus)
 
 
-def c_argument(value: Any) -> Any:
-    """A kernel argument as ctypes passes it: an array's data pointer (C-contiguous), or
-    a numpy scalar as its C type."""
-    if isinstance(value, np.ndarray):
-        if not value.flags.c_contiguous:
-            raise TypeError("kernel arrays must be C-contiguous")
-        return value.ctypes.data_as(ctypes.c_void_p)
-    if isinstance(value, np.generic) and value.dtype in C_TYPES:
-        return C_TYPES[value.dtype](value.item())
-    raise TypeError(f"kernel scalars must be numpy scalars of {sorted(map(str, C_TYPES))}: "
-                    f"{value!r}")
-
-
 def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
     """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads."""
     lib = native().library
@@ -143,7 +125,7 @@ def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
     mode, suffix = kernel.removeprefix("simulate_").rsplit("_", 1)
     fn = getattr(lib, f"gpusim_native_{mode}_{suffix}")
     fn.restype = ctypes.c_int if mode == "summary" else None
-    return fn(*(c_argument(a) for a in args), ctypes.c_int(threads))
+    return fn(*(kernel_io.c_argument(a) for a in args), ctypes.c_int(threads))
 
 
 class NativeBackend(Backend):

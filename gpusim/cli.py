@@ -1,4 +1,4 @@
-"""The `gpusim` command line: run, summary, report, configs, validate, schema, info, bench.
+"""The `gpusim` command line: run scenarios, then summarize, compare and report them.
 
 Exit codes: 0 success; 2 bad input (a config, an argument, a path), reported as one short
 paragraph without a traceback and before anything is written; 1 anything else.

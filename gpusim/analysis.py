@@ -104,10 +104,8 @@ def format_value(value: float) -> str:
 def default_curve(ds: xr.Dataset) -> xr.DataArray:
     """Cumulative default probability by month and firm: the share of paths whose firm
     has defaulted by that month (from the exact per-path default months)."""
-    month_index = xr.DataArray(np.arange(ds.sizes["month"]), dims="month",
-                               coords={"month": ds["month"]})
     dm = ds["default_month"]
-    defaulted = (dm >= 0) & (dm <= month_index)
+    defaulted = (dm >= 0) & (dm <= uncertainty.month_index(ds))
     return defaulted.mean("path").transpose("month", "firm").rename(
         "default_probability").assign_attrs(units="1",
                                             long_name="cumulative probability of default")

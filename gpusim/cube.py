@@ -40,10 +40,15 @@ CONVENTIONS = "CF-1.11"
 """The CF version the stores follow (docs/conventions.md: what is CF, what is gpusim's)."""
 
 
+def now_iso() -> str:
+    """The current UTC time, to the second, in ISO 8601 (for `history` and run times)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
 def provenance(config: Config, seed: int, paths: int, device: str) -> dict[str, Any]:
     """Dataset attributes that say where the numbers came from: CF's `Conventions`,
     `title`, `source` and `history` (one line: UTC time, what ran), then gpusim's own."""
-    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    now = now_iso()
     return {
         "Conventions": CONVENTIONS,
         "title": f"gpusim scenario {config.name}",

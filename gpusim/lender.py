@@ -62,8 +62,7 @@ def exposure_at_default(ds: xr.Dataset) -> xr.DataArray:
     _need_cube(ds, "exposure at default")
     dm = facility_default_month(ds)
     before = ds["balance"].shift(month=1).fillna(opening_balances(ds))
-    month = xr.DataArray(np.arange(ds.sizes["month"]), dims="month",
-                         coords={"month": ds["month"]})
+    month = uncertainty.month_index(ds)
     return before.where(month == dm, 0.0).sum("month").rename("exposure_at_default")
 
 
@@ -79,8 +78,7 @@ def _need_cube(ds: xr.Dataset, what: str) -> None:
 def held_balance(ds: xr.Dataset) -> xr.DataArray:
     """Per path, month and facility on a cube: the balance, and from the default on the
     exposure at default [USD]."""
-    month = xr.DataArray(np.arange(ds.sizes["month"]), dims="month",
-                         coords={"month": ds["month"]})
+    month = uncertainty.month_index(ds)
     dm = facility_default_month(ds)
     defaulted = (dm >= 0) & (dm <= month)
     return xr.where(defaulted, exposure_at_default(ds), ds["balance"]).transpose(

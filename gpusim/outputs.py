@@ -149,11 +149,6 @@ def dimension_sizes(config: Config, paths: int = 0) -> dict[str, int]:
 
 # --- summary mode ----------------------------------------------------------------------------
 
-def sketched(config: Config) -> list[str]:
-    """Monthly variables that summary mode keeps as sketches."""
-    return [name for name in output_names(config) if BY_NAME[name].summary == "sketch"]
-
-
 def sketch_name(name: str) -> str:
     """The summary store's variable that holds the sketches of `name`."""
     return f"{name}_sketch"

@@ -20,7 +20,7 @@ import numpy as np
 
 from gpusim.backends.base import Block, blocks
 from gpusim.config import Config
-from gpusim.cube import check_run_args, provenance
+from gpusim.cube import check_run_args, now_iso, provenance
 from gpusim.errors import InputError
 from gpusim.executors import Executor, open_executor
 from gpusim.executors.cluster import check_cluster_options, check_scheduler
@@ -40,7 +40,6 @@ from gpusim.store import (
     check_resumable,
     create_layout,
     mark_finished,
-    now_iso,
     progress,
     quiet_zarr,
     run_identity,

@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from gpusim import analysis, results, uncertainty
 from gpusim.analysis import HEADLINE_QUANTILES, format_value, headline_months
-from gpusim.outputs import BY_NAME
+from gpusim.outputs import BY_NAME, sketch_name
 from gpusim.report_lender import has_lender_views, lender_html, lender_plots
 from gpusim.report_parts import (
     COLOR,
@@ -96,7 +96,7 @@ def market_plots(ds: xr.Dataset, out_dir: Path) -> list[Plot]:
     """Fan charts of the market variables the store has (sketched ones on a summary store)."""
     plots = []
     for name, yscale in FAN_VARIABLES.items():
-        if name in ds or f"{name}_sketch" in ds:
+        if name in ds or sketch_name(name) in ds:
             file = save(fan_figure(ds, name, yscale), out_dir, f"fan_{name}.png")
             plots.append(Plot("Market", file, f"{long_name(name)}: quantiles over paths"))
     return plots

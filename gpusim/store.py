@@ -22,7 +22,6 @@ Metadata is consolidated at the end so that `xr.open_zarr(store)` opens it in on
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import time
 import warnings
@@ -80,10 +79,6 @@ def quiet_zarr() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
         warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr")
         yield
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # --- what a path holds ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from gpusim import sketch
+from gpusim.outputs import sketch_name
 
 LEVEL = 0.95
 """Nominal coverage of every interval."""
@@ -66,7 +67,9 @@ def proportion(k: xr.DataArray, n: int, units: str = "1") -> xr.Dataset:
     return out.assign_attrs(units=units, paths=n, level=LEVEL, interval="Wilson score")
 
 
-def _month_index(ds: xr.Dataset) -> xr.DataArray:
+def month_index(ds: xr.Dataset) -> xr.DataArray:
+    """Each month's 0-based index, on the store's month coordinate (to compare with
+    per-path default months)."""
     return xr.DataArray(np.arange(ds.sizes["month"]), dims="month",
                         coords={"month": ds["month"]})
 
@@ -79,7 +82,7 @@ def default_probability(ds: xr.Dataset, marginal: bool = False) -> xr.Dataset:
     per-path default months, on either kind of store.
     """
     dm = ds["default_month"]
-    month = _month_index(ds)
+    month = month_index(ds)
     hit = (dm == month) if marginal else (dm >= 0) & (dm <= month)
     kind = "marginal" if marginal else "cumulative"
     return proportion(hit.sum("path").transpose("month", "firm"), ds.sizes["path"]).assign_attrs(
@@ -198,7 +201,7 @@ def quantile_bounds(ds: xr.Dataset, variable: str, quantiles: tuple[float, ...]
     ranks = np.array([order_ranks(n, q) for q in quantiles])  # (quantile, 2)
     levels = rank_levels(n, ranks.ravel())
     if is_summary(ds):
-        counts = ds[f"{variable}_sketch"]
+        counts = ds[sketch_name(variable)]
         raw = sketch.quantiles(counts.values, levels)  # (..., 2·quantile)
         dims = counts.dims[:-1]
         coords = {d: ds[d] for d in dims}

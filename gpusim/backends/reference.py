@@ -29,6 +29,7 @@ from gpusim.outputs import (
     FACILITY,
     FIRM,
     MARKET,
+    MONTHLY,
     PER_PATH,
     count_names,
     counted_flags,
@@ -148,7 +149,7 @@ def dense_counts(config: Config, arrays: dict[str, Any], xp: Any = np) -> dict[s
     baseline's)."""
     sizes = dimension_sizes(config)
     variables = summary_variables(config)
-    sketches = {sketch_name(name): name for name in MARKET + FIRM + FACILITY}
+    sketches = {sketch_name(name): name for name in MONTHLY}
     flags = {count: flag for flag, count in counted_flags(config).items()}
     out = {}
     for name in count_names(config):

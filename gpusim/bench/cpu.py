@@ -10,7 +10,7 @@ import numpy as np
 
 from gpusim.backends.base import Backend, block_bounds
 from gpusim.backends.native import NativeBackend, native, usable_threads
-from gpusim.bench.gpu import SKETCHES
+from gpusim.bench.gpu import last_month_sketches
 from gpusim.bench.peers import CHECKED
 from gpusim.config import Config
 from gpusim.store import Summary
@@ -42,4 +42,4 @@ def summary_run(backend: Backend, paths: int, block: int, seed: int) -> dict[str
     summary = Summary.empty(backend.config)
     for b, (start, stop) in enumerate(block_bounds(paths, block)):
         summary.add(b, backend.launch_summary(seed, start, stop).result().counts)
-    return {SKETCHES: {name: summary.counts[f"{name}_sketch"][-1].copy() for name in CHECKED}}
+    return last_month_sketches(summary)

@@ -45,7 +45,7 @@ from gpusim.backends.reference import simulate_block
 from gpusim.bench.peers import CHECKED
 from gpusim.config import Config
 from gpusim.model.market import MarketParams
-from gpusim.outputs import MARKET
+from gpusim.outputs import MARKET, sketch_name
 from gpusim.store import Summary
 
 BANDWIDTH_BYTES = 1 << 30
@@ -199,7 +199,12 @@ def fused_summary(cupy: ModuleType, backend: Backend, paths: int, block: int,
         done, handle = pending.popleft()
         summary.add(done, handle.result().counts)
     synchronize(cupy)
-    return {SKETCHES: {name: summary.counts[f"{name}_sketch"][-1].copy() for name in CHECKED}}
+    return last_month_sketches(summary)
+
+
+def last_month_sketches(summary: Summary) -> dict[str, Any]:
+    """A summary run's result: the last month's sketch counts of `CHECKED` (`SKETCHES`)."""
+    return {SKETCHES: {name: summary.counts[sketch_name(name)][-1].copy() for name in CHECKED}}
 
 
 def numpy_on_cupy(cupy: ModuleType, config: Config, p: MarketParams, paths: int, block: int,

@@ -18,7 +18,6 @@ from gpusim.bench import cpu, gpu, jax_market, peers
 from gpusim.config import Config
 from gpusim.model.market import MarketParams, market_params
 
-SUITE_NAMES = ("quick", "full")
 DEVICES = ("auto", "cpu", "gpu")
 DTYPES = ("float64", "float32")
 

@@ -44,6 +44,10 @@ PHILOX_ROUNDS = 10
 _MASK32 = 0xFFFFFFFF
 
 MARKET_SLOTS = 2
+CHUNK_PATHS = 4096
+"""Paths drawn at a time on numpy: Philox's three stacked buffers and the Box–Muller
+arrays of 4,096 paths (about 0.3 MB) stay in a core's L2 cache, which makes the month's
+draws about a third cheaper than one pass over a block of 16,384 paths."""
 FIRM_SLOT0 = 2
 """First slot the firms may use; the market uses slots 0 and 1."""
 
@@ -181,16 +185,37 @@ def raw_words(seed: int, paths: Any, month: int, slot: int, xp: ModuleType = np)
     return philox4x32((slot, month, lo, hi), seed_key(seed), xp)
 
 
-def market_draws(seed: int, paths: Any, month: int, xp: ModuleType = np) -> tuple[Any, Any]:
+def market_draws(seed: int, paths: Any, month: int, xp: ModuleType = np,
+                 out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
     """Independent normals ε (6, n) and uniforms (2, n) for one month of the market.
 
     Row order of ε follows `gpusim.config.FACTORS`; uniforms are (U_regime, U_shock).
-    Both slots go through Philox in one vectorized call, on a (slot, path) grid.
+    Both slots go through Philox in one vectorized call, on a (slot, path) grid. On numpy
+    the paths are taken `CHUNK_PATHS` at a time (see there); every number is a function
+    of its own path only, so the chunking changes no bit. `out`: float64 arrays (6, n)
+    and (2, n) to write into, reused month after month by the engine.
     """
     lo, hi = path_words(paths, xp)
     n = lo.shape[0]
+    eps, u = out if out is not None else (xp.empty((6, n)), xp.empty((2, n)))
+    key = seed_key(seed)
+    for a, b in _chunks(n, xp):
+        _market_draws_into(eps[:, a:b], u[:, a:b], key, lo[a:b], hi[a:b], month, xp)
+    return eps, u
+
+
+def _chunks(n: int, xp: ModuleType) -> list[tuple[int, int]]:
+    """[a, b) ranges of at most `CHUNK_PATHS` paths covering 0..n (one range off numpy)."""
+    step = CHUNK_PATHS if xp is np else max(n, 1)
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def _market_draws_into(eps: Any, u: Any, key: tuple[int, int], lo: Any, hi: Any,
+                       month: int, xp: ModuleType) -> None:
+    """`market_draws` for one chunk of paths, written into eps (6, m) and u (2, m)."""
+    n = lo.shape[0]
     slots = xp.arange(MARKET_SLOTS, dtype=xp.uint64).reshape(MARKET_SLOTS, 1)
-    a, b = _philox_rows((slots, month, lo, hi), seed_key(seed), xp)
+    a, b = _philox_rows((slots, month, lo, hi), key, xp)
     w0, w2, w3, w1 = a[0], a[1], b[0], b[1]  # each (slot, path)
     f64 = xp.float64
     # Box–Muller pairs (u_a, u_b): (w0, w1) of slot 0, (w2, w3) of slot 0, (w0, w1) of slot 1
@@ -215,15 +240,11 @@ def market_draws(seed: int, paths: Any, month: int, xp: ModuleType = np) -> tupl
         cos, sin = z.real, z.imag
     else:
         cos, sin = xp.cos(angle), xp.sin(angle)
-    eps = xp.empty((6, n), dtype=f64)
-    pairs = eps.reshape(3, 2, n)  # rows (0, 1), (2, 3), (4, 5) of ε
-    xp.multiply(radius, cos, out=pairs[:, 0])
-    xp.multiply(radius, sin, out=pairs[:, 1])
-    u = xp.empty((2, n), dtype=f64)
+    xp.multiply(radius, cos, out=eps[0::2])  # rows 0, 2, 4 of ε: z_a of each pair
+    xp.multiply(radius, sin, out=eps[1::2])  # rows 1, 3, 5: z_b
     xp.add(w2[1], 0.5, out=u[0])
     xp.add(w3[1], 0.5, out=u[1])
     u *= UNIFORM_SCALE
-    return eps, u
 
 
 def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,

@@ -83,22 +83,27 @@ def _simulate_block(config: Config, seed: int, start: int, stop: int, xp: Module
                 for name in firms.FLOWS}
     state = market.initial_state(p, n, dtype, xp)
     firm_states = [firms.initial_firm_state(f, n, dtype, xp) for f in specs]
+    eps, uniforms = xp.empty((6, n)), xp.empty((2, n))  # each month's draws, float64
+    z64 = xp.empty((6, n))
+    z = z64 if dtype == z64.dtype else xp.empty((6, n), dtype=dtype)
     for t in range(months):
-        h = market.gpu_hour_demand(state, p, t, xp)
-        u = market.utilization(h, state, p, xp)
-        _record(out, t, state, h, u, xp)
+        h = market.gpu_hour_demand(state, p, t, xp, out=out["gpu_hour_demand"][t])
+        u = market.utilization(h, state, p, xp, out=out["utilization"][t])
+        _record(out, t, state, xp)
         seized = xp.zeros(n, dtype=dtype)
         if specs:
             now = firms.MarketNow(
                 price=out["rental_price"][t], utilization=u,
                 collateral=out["collateral_value"][t], sofr=out["sofr"][t],
                 spread=out["credit_spread"][t], regime=state.regime, hours=p.hours)
-            draws = contract_uniforms(seed, paths, t, n_contracts, xp).astype(dtype)
+            draws = contract_uniforms(seed, paths, t, n_contracts, xp).astype(dtype, copy=False)
             seized = _step_firms(out, t, specs, firm_states, now, draws, xp, record_flows)
         if t + 1 < months:
-            eps, uniforms = market_draws(seed, paths, t, xp)
-            z = (chol @ eps).astype(dtype, copy=False)
-            state = market.advance(state, p, t, u, z, uniforms, seized, xp)
+            market_draws(seed, paths, t, xp, out=(eps, uniforms))
+            xp.matmul(chol, eps, out=z64)  # Z = L·ε, one thread (see simulate_block)
+            if z is not z64:
+                z[...] = z64  # rounded to the run's precision
+            market.advance(state, p, t, u, z, uniforms, seized, xp)
     out["default_month"] = xp.stack([f.default_month for f in firm_states]) if specs else \
         xp.empty((0, n), dtype=xp.int32)
     out["loss_total"] = (xp.stack([loss for f in firm_states for loss in f.loss])
@@ -129,17 +134,15 @@ def _step_firms(out: dict[str, Any], t: int, specs: tuple[firms.FirmSpec, ...],
     return seized
 
 
-def _record(
-    out: dict[str, Any], t: int, s: market.MarketState, h: Any, u: Any, xp: ModuleType
-) -> None:
-    out["token_demand"][t] = xp.exp(s.ln_d)
-    out["gpu_hour_demand"][t] = h
+def _record(out: dict[str, Any], t: int, s: market.MarketState, xp: ModuleType) -> None:
+    """The market's outputs of month t besides H and u (written by their own functions),
+    straight into row t of each output."""
+    xp.exp(s.ln_d, out=out["token_demand"][t])
     out["capacity"][t] = s.k
-    out["utilization"][t] = u
-    out["rental_price"][t] = xp.exp(s.ln_p)
-    out["collateral_value"][t] = xp.exp(s.ln_v)
-    out["sofr"][t] = xp.maximum(s.x_r, 0.0)
-    out["credit_spread"][t] = xp.exp(s.ln_s)
+    xp.exp(s.ln_p, out=out["rental_price"][t])
+    xp.exp(s.ln_v, out=out["collateral_value"][t])
+    xp.maximum(s.x_r, 0.0, out=out["sofr"][t])
+    xp.exp(s.ln_s, out=out["credit_spread"][t])
     out["regime"][t] = s.regime
 
 

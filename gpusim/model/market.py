@@ -197,7 +197,12 @@ def market_params(config: Config) -> MarketParams:
 
 @dataclass
 class MarketState:
-    """Every path of a block at one month (in logs where MODEL.md uses logs)."""
+    """Every path of a block at one month (in logs where MODEL.md uses logs).
+
+    `advance` updates these arrays in place (no month allocates a fresh one: on numpy a
+    fresh 128 kB array costs page faults and cold cache lines every month); `tmp` is its
+    scratch row.
+    """
 
     ln_d: Any  # ln token demand [ln tokens/month]
     g: Any  # token growth rate [1/year]
@@ -210,6 +215,7 @@ class MarketState:
     x_r: Any  # SOFR shadow rate [1/year]
     ln_s: Any  # ln credit spread [ln 1/year]
     u_hist: Any  # (lag+1, n) ring buffer of utilization, u[t] at row t mod (lag+1)
+    tmp: Any  # (n,) scratch for the terms of one equation at a time
 
 
 def initial_state(p: MarketParams, n: int, dtype: Any, xp: ModuleType = np) -> MarketState:
@@ -222,40 +228,76 @@ def initial_state(p: MarketParams, n: int, dtype: Any, xp: ModuleType = np) -> M
         ln_d=full(p.ln_d0), g=full(p.g0), regime=xp.full(n, p.regime0, dtype=xp.int8),
         ln_e=full(p.ln_e0), k=full(p.k0), ln_p=full(p.ln_p0), ln_p_prev=full(p.ln_p0),
         ln_v=full(p.ln_v0), x_r=full(p.r0), ln_s=full(p.ln_s0),
-        u_hist=xp.zeros((p.lag + 1, n), dtype=dtype),
+        u_hist=xp.zeros((p.lag + 1, n), dtype=dtype), tmp=xp.empty(n, dtype=dtype),
     )
 
 
-def gpu_hour_demand(s: MarketState, p: MarketParams, t: int, xp: ModuleType = np) -> Any:
-    """H[t]: inference GPU-hours from tokens at last month's price, plus training [H100-hours]."""
-    price_term = p.elasticity * (s.ln_p_prev - math.log(p.p_ref))
-    inference = xp.exp(s.ln_d + s.ln_e - math.log(1e6) - price_term)
-    return inference + inference.dtype.type(p.training[t])  # in the state's precision
+def gpu_hour_demand(s: MarketState, p: MarketParams, t: int, xp: ModuleType = np,
+                    out: Any = None) -> Any:
+    """H[t]: inference GPU-hours from tokens at last month's price, plus training [H100-hours].
+
+    Written into `out` (n,) when given (the bits do not depend on it).
+    """
+    price_term = xp.subtract(s.ln_p_prev, math.log(p.p_ref), out=s.tmp)
+    price_term *= p.elasticity
+    h = xp.add(s.ln_d, s.ln_e, out=out)
+    h -= math.log(1e6)
+    h -= price_term
+    xp.exp(h, out=h)  # inference
+    h += h.dtype.type(p.training[t])  # in the state's precision
+    return h
 
 
-def utilization(h: Any, s: MarketState, p: MarketParams, xp: ModuleType = np) -> Any:
-    """u[t] = min(1, H / (K·hours)) [-]."""
-    return xp.minimum(1.0, h / (s.k * p.hours))
+def utilization(h: Any, s: MarketState, p: MarketParams, xp: ModuleType = np,
+                out: Any = None) -> Any:
+    """u[t] = min(1, H / (K·hours)) [-], into `out` (n,) when given."""
+    u = xp.multiply(s.k, p.hours, out=out)
+    xp.divide(h, u, out=u)
+    return xp.minimum(u, 1.0, out=u)
 
 
-def fair_log_price(u: Any, p: MarketParams, xp: ModuleType = np) -> Any:
-    """ln P*(u), P*(u) = P_floor + (P_cap − P_floor)·u^γ [ln USD/H100-hour]."""
-    return xp.log(p.p_floor + (p.p_cap - p.p_floor) * u**p.gamma)
+_FAST_POWERS = (-1.0, 0.0, 0.5, 1.0, 2.0)
+"""Exponents for which numpy's `**` calls another ufunc (reciprocal, sqrt, square, ...)."""
 
 
-def shock_count(u_shock: Any, p: MarketParams, xp: ModuleType = np) -> Any:
-    """Poisson count of efficiency shocks this month by inversion of its CDF."""
-    count = xp.zeros(u_shock.shape, dtype=u_shock.dtype)
-    for cdf_k in p.poisson_cdf:
-        count += u_shock > cdf_k
-    return count
+def fair_log_price(u: Any, p: MarketParams, xp: ModuleType = np, out: Any = None) -> Any:
+    """ln P*(u), P*(u) = P_floor + (P_cap − P_floor)·u^γ [ln USD/H100-hour], into `out`.
+
+    u^γ is what `u**γ` gives (numpy's `**` takes sqrt or square for γ = 0.5 or 2).
+    """
+    if out is None:
+        out = u**p.gamma
+    elif float(p.gamma) in _FAST_POWERS:
+        out[...] = u**p.gamma
+    else:
+        xp.power(u, p.gamma, out=out)
+    out *= p.p_cap - p.p_floor
+    out += p.p_floor
+    return xp.log(out, out=out)
 
 
-def build_multiplier(u_lagged: Any, p: MarketParams, xp: ModuleType = np) -> Any:
+def jump_paths(u_shock: Any, p: MarketParams, xp: ModuleType = np) -> tuple[Any, Any]:
+    """Efficiency shocks this month: the paths with at least one, and J_E·N_E there [-].
+
+    N_E, the Poisson count, comes by inversion of its CDF: N = #{k: U > P(N ≤ k)}
+    (`searchsorted` on the sorted CDF). Most months most paths have none (P ≈ 8%).
+    """
+    if not p.n_poisson:
+        return None, None
+    hit = xp.flatnonzero(u_shock > p.poisson_cdf[0])
+    count = xp.searchsorted(xp.asarray(p.poisson_cdf), u_shock[hit], side="left")
+    return hit, count.astype(xp.float64) * p.jump_size
+
+
+def build_multiplier(u_lagged: Any, p: MarketParams, xp: ModuleType = np,
+                     out: Any = None) -> Any:
     """clip(1 + ξ(u[t−L] − u*), 0, m_max): builders respond to utilization seen L months ago."""
     if not p.response_on:
         return 1.0
-    return xp.clip(1.0 + p.xi * (u_lagged - p.u_star), 0.0, p.m_max)
+    m = xp.subtract(u_lagged, p.u_star, out=out)
+    m *= p.xi
+    m += 1.0
+    return xp.clip(m, 0.0, p.m_max, out=m)
 
 
 def advance(
@@ -268,45 +310,79 @@ def advance(
     fire_sold: Any,
     xp: ModuleType = np,
 ) -> MarketState:
-    """The state at t+1 from the state at t, its utilization u[t] and month t's draws.
+    """The state at t+1 from the state at t, its utilization u[t] and month t's draws,
+    in place (returns `s`).
 
     `z` are the correlated shocks (6, n) in `FACTORS` order, `uniforms` (U_regime,
     U_shock) and `fire_sold` F[t], the GPUs seized and sold in the path this month.
+    Each equation is evaluated term by term in the order its formula reads, left to
+    right, so that the result rounds as the one-line formula would.
     """
-    dt, sq = p.dt, math.sqrt(p.dt)
+    dt, sq, tmp = p.dt, math.sqrt(p.dt), s.tmp
     z_demand, z_growth, z_price, z_coll, z_rate, z_spread = z
 
     if t == 0:
         s.u_hist[:] = u  # utilization before the start month is taken as u[0]
     s.u_hist[t % (p.lag + 1)] = u
     u_lagged = s.u_hist[(t + 1) % (p.lag + 1)]  # row of u[t−L] (≡ t+1 mod L+1)
+    hit, jumps = jump_paths(uniforms[1], p, xp)  # J_E·N_E on the paths `hit`
 
+    # ln D ← ln D + (g − σ_D²/2)Δ + σ_D√Δ Z_demand + ρ·J_E·N_E
+    _add_scaled(s.ln_d, xp.subtract(s.g, 0.5 * p.sigma_d**2, out=tmp), dt, xp)
+    _add_scaled(s.ln_d, z_demand, p.sigma_d * sq, xp, tmp)
+    # ln e ← ln e − ηΔ − J_E·N_E
+    s.ln_e -= p.eta * dt
+    if hit is not None:  # in float64, as the formula with a float64 J_E rounds
+        s.ln_d[hit] += p.rebound * jumps
+        s.ln_e[hit] -= jumps
+    # g ← g + κ_g(ḡ[s] − g)Δ + σ_g√Δ Z_growth
     g_target = xp.where(s.regime == BOOM, p.g_mean[BOOM], p.g_mean[BUST]).astype(s.g.dtype)
-    jumps = shock_count(uniforms[1], p, xp) * p.jump_size
-
-    ln_d = s.ln_d + (s.g - 0.5 * p.sigma_d**2) * dt + p.sigma_d * sq * z_demand + p.rebound * jumps
-    g = s.g + p.kappa_g * (g_target - s.g) * dt + p.sigma_g * sq * z_growth
-    ln_e = s.ln_e - p.eta * dt - jumps
+    xp.subtract(g_target, s.g, out=tmp)
+    tmp *= p.kappa_g
+    _add_scaled(s.g, tmp, dt, xp)
+    _add_scaled(s.g, z_growth, p.sigma_g * sq, xp, tmp)
+    # regime switch with probability p[s]
     if p.regimes_on:
         switch_p = xp.where(s.regime == BOOM, p.p_switch[BOOM], p.p_switch[BUST])
-        regime = xp.where(uniforms[0] < switch_p, 1 - s.regime, s.regime).astype(xp.int8)
-    else:
-        regime = s.regime
-    real = s.k.dtype.type  # schedules enter in the state's precision, as in the kernel
-    k = s.k * (1.0 - p.omega * dt) + real(p.build[t]) * build_multiplier(u_lagged, p, xp)
-    ln_p = (s.ln_p + p.kappa_p * (fair_log_price(u, p, xp) - s.ln_p) * dt
-            + p.sigma_p * sq * z_price - real(p.launch_drop[t + 1] if t + 1 < p.months else 0.0))
-    fire = p.phi * fire_sold / p.depth if p.fire_sale_on else 0.0
-    ln_v = s.ln_v + p.beta * (ln_p - s.ln_p) - p.delta * dt + p.sigma_v * sq * z_coll - fire
-    ln_v = xp.maximum(ln_v, p.ln_v_scrap)
-    x_r = s.x_r + p.kappa_r * (p.r_mean - s.x_r) * dt + p.sigma_r * sq * z_rate
-    ln_s = s.ln_s + p.kappa_s * (p.ln_s_mean - s.ln_s) * dt + p.sigma_s * sq * z_spread
+        s.regime ^= uniforms[0] < switch_p
+    # K ← K(1 − ωΔ) + b[t]·m(u[t−L]); schedules enter in the state's precision
+    s.k *= 1.0 - p.omega * dt
+    s.k += xp.multiply(s.k.dtype.type(p.build[t]), build_multiplier(u_lagged, p, xp, out=tmp),
+                       out=tmp)
+    # ln P ← ln P + κ_P(ln P*(u) − ln P)Δ + σ_P√Δ Z_price − launches at t+1, into the
+    # buffer of ln P[t−1], which is no longer needed
+    ln_p, ln_p_new = s.ln_p, s.ln_p_prev
+    fair = fair_log_price(u, p, xp, out=tmp)
+    fair -= ln_p
+    fair *= p.kappa_p
+    fair *= dt
+    xp.add(ln_p, fair, out=ln_p_new)
+    _add_scaled(ln_p_new, z_price, p.sigma_p * sq, xp, tmp)
+    ln_p_new -= ln_p.dtype.type(p.launch_drop[t + 1] if t + 1 < p.months else 0.0)
+    s.ln_p, s.ln_p_prev = ln_p_new, ln_p
+    # ln V ← ln V + β(ln P[t+1] − ln P[t]) − δΔ + σ_V√Δ Z_collateral − φF/depth, ≥ ln V_scrap
+    _add_scaled(s.ln_v, xp.subtract(ln_p_new, ln_p, out=tmp), p.beta, xp)
+    s.ln_v -= p.delta * dt
+    _add_scaled(s.ln_v, z_coll, p.sigma_v * sq, xp, tmp)
+    if p.fire_sale_on:  # in F's precision, as the formula rounds
+        s.ln_v -= p.phi * fire_sold / p.depth
+    xp.maximum(s.ln_v, p.ln_v_scrap, out=s.ln_v)
+    # SOFR shadow rate x ← x + κ_r(r̄ − x)Δ + σ_r√Δ Z_rate; ln spread likewise (OU)
+    _revert(s.x_r, p.r_mean, p.kappa_r, dt, z_rate, p.sigma_r * sq, tmp, xp)
+    _revert(s.ln_s, p.ln_s_mean, p.kappa_s, dt, z_spread, p.sigma_s * sq, tmp, xp)
+    return s
 
-    dtype = s.ln_d.dtype
-    return MarketState(
-        ln_d=ln_d.astype(dtype, copy=False), g=g.astype(dtype, copy=False), regime=regime,
-        ln_e=ln_e.astype(dtype, copy=False), k=xp.asarray(k, dtype=dtype),
-        ln_p=ln_p.astype(dtype, copy=False), ln_p_prev=s.ln_p,
-        ln_v=ln_v.astype(dtype, copy=False), x_r=x_r.astype(dtype, copy=False),
-        ln_s=ln_s.astype(dtype, copy=False), u_hist=s.u_hist,
-    )
+
+def _add_scaled(x: Any, term: Any, scale: float, xp: ModuleType, tmp: Any = None) -> None:
+    """x += term·scale in place (into `tmp` first when `term` must be kept)."""
+    scaled = xp.multiply(term, scale, out=term if tmp is None else tmp)
+    x += scaled
+
+
+def _revert(x: Any, mean: float, kappa: float, dt: float, z: Any, vol: float, tmp: Any,
+            xp: ModuleType) -> None:
+    """x ← x + κ(mean − x)Δ + vol·z, in place (an Ornstein–Uhlenbeck step)."""
+    pull = xp.subtract(mean, x, out=tmp)
+    pull *= kappa
+    _add_scaled(x, pull, dt, xp)
+    _add_scaled(x, z, vol, xp, tmp)

@@ -23,10 +23,12 @@ Correlated shocks are Z = L·ε with L the (semi-definite) Cholesky factor of C.
 Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas above):
 - Philox runs on two stacked rows, (c0, c2) and (c3, c1), so that each round is five
   in-place ufunc calls on preallocated buffers instead of ten calls and fresh arrays.
-- 2π·u_b is computed as (w + ½)·(2π·2⁻³²): scaling by 2⁻³² is exact, so both round once.
-- cos and sin of the same angle come from one complex exp(i·angle) where that gives the
-  bits of the separate cos and sin (checked once per process on numpy, see `_cos_sin`):
-  libm evaluates both in one sincos, which saves about a quarter of the time.
+- 2π·u_b is computed as (w + ½)·(2π·2⁻³²): scaling by 2⁻³² is exact, so both round once;
+  w + ½ itself is formed exactly from the bits of 2⁵² + w (`_plus_half`).
+- The draws of a month are made `CHUNK_PATHS` paths at a time into reused buffers.
+- cos and sin are numpy's own (libm's). A complex exp(i·angle), which evaluates both in
+  one libm sincos, gives the same bits here (checked for all 2³² angles on x86-64 glibc)
+  but costs more: glibc's cexp also computes exp(0) and classifies its argument.
 """
 
 from __future__ import annotations
@@ -121,6 +123,21 @@ def seed_key(seed: int) -> tuple[int, int]:
     return seed & _MASK32, (seed >> 32) & _MASK32
 
 
+_TWO_52 = 0x4330000000000000
+"""The bits of the double 2⁵²: or-ed with a 32-bit word w they make the double 2⁵² + w."""
+
+
+def _plus_half(words: Any, out: Any, xp: ModuleType) -> None:
+    """out = w + ½ in float64, exactly, for 32-bit words held in uint64 (overwrites them).
+
+    The same bits as xp.add(words, 0.5): (2⁵² + w) − (2⁵² − ½) is exact, and or-ing the
+    exponent in and subtracting are two vectorized passes where numpy converts uint64 to
+    float64 one element at a time.
+    """
+    words |= xp.uint64(_TWO_52)
+    xp.subtract(words.view(xp.float64), 2.0**52 - 0.5, out=out)
+
+
 def uniforms(words: Any, xp: ModuleType = np) -> Any:
     """32-bit words → float64 uniforms in the open interval (0, 1)."""
     u = xp.add(words, 0.5, dtype=xp.float64)
@@ -128,49 +145,11 @@ def uniforms(words: Any, xp: ModuleType = np) -> Any:
     return u
 
 
-# Angles at which libm's cos/sin change method (glibc: 0.855469, 2.426265, π/2 multiples)
-# and a spread of Box–Muller angles: exp(i·x) must equal cos(x) + i·sin(x) bit for bit at
-# all of them before `_cos_sin` uses it.
-_PROBE_WORDS = np.concatenate([
-    np.arange(0, 2**32, 2**32 // 4093, dtype=np.uint64),
-    np.arange(2**32 - 64, 2**32, dtype=np.uint64),
-    np.arange(0, 64, dtype=np.uint64),
-])
-_cexp_ok: dict[str, bool] = {}
-
-
-def _cexp_matches(xp: ModuleType) -> bool:
-    """Whether xp's complex exp(i·x) gives exactly xp.cos(x), xp.sin(x) (checked once)."""
-    name = getattr(xp, "__name__", str(xp))
-    if name not in _cexp_ok:
-        words = xp.asarray(_PROBE_WORDS)
-        special = xp.asarray([0.855469, 2.426265, np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi,
-                              5 * np.pi / 4, 3 * np.pi / 2, 7 * np.pi / 4, 2 * np.pi])
-        angle = xp.concatenate([(words + 0.5) * _ANGLE_SCALE, special,
-                                xp.nextafter(special, 0.0), xp.nextafter(special, 7.0)])
-        z = xp.zeros(angle.shape, dtype=xp.complex128)
-        z.imag = angle
-        xp.exp(z, out=z)
-        _cexp_ok[name] = bool(xp.all(z.real == xp.cos(angle))) and bool(
-            xp.all(z.imag == xp.sin(angle)))
-    return _cexp_ok[name]
-
-
-def _cos_sin(angle: Any, xp: ModuleType = np) -> tuple[Any, Any]:
-    """(cos angle, sin angle), float64, bit for bit those of xp.cos and xp.sin."""
-    if not _cexp_matches(xp):
-        return xp.cos(angle), xp.sin(angle)
-    z = xp.zeros(np.shape(angle), dtype=xp.complex128)
-    z.imag = angle
-    xp.exp(z, out=z)
-    return z.real, z.imag
-
-
 def box_muller(u_a: Any, u_b: Any, xp: ModuleType = np) -> tuple[Any, Any]:
     """Two independent standard normals from two independent uniforms in (0, 1)."""
     radius = xp.sqrt(-2.0 * xp.log(u_a))
-    cos, sin = _cos_sin(TWO_PI * u_b, xp)
-    return radius * cos, radius * sin
+    angle = TWO_PI * u_b
+    return radius * xp.cos(angle), radius * xp.sin(angle)
 
 
 def path_words(paths: Any, xp: ModuleType = np) -> tuple[Any, Any]:
@@ -220,30 +199,23 @@ def _market_draws_into(eps: Any, u: Any, key: tuple[int, int], lo: Any, hi: Any,
     f64 = xp.float64
     # Box–Muller pairs (u_a, u_b): (w0, w1) of slot 0, (w2, w3) of slot 0, (w0, w1) of slot 1
     radius = xp.empty((3, n), dtype=f64)
-    xp.add(w0, 0.5, out=radius[::2])
-    xp.add(w2[0], 0.5, out=radius[1])
+    _plus_half(w0, radius[::2], xp)
+    _plus_half(w2[0], radius[1], xp)
     radius *= UNIFORM_SCALE  # u_a
     xp.log(radius, out=radius)
     radius *= -2.0
     xp.sqrt(radius, out=radius)
-    fused = _cexp_matches(xp)
-    if fused:  # the angles go straight into the imaginary part of exp's argument
-        z = xp.zeros((3, n), dtype=xp.complex128)
-        angle = z.imag
-    else:
-        angle = xp.empty((3, n), dtype=f64)
-    xp.add(w1, 0.5, out=angle[::2])
-    xp.add(w3[0], 0.5, out=angle[1])
+    angle = xp.empty((3, n), dtype=f64)
+    _plus_half(w1, angle[::2], xp)
+    _plus_half(w3[0], angle[1], xp)
     angle *= _ANGLE_SCALE  # 2π·u_b
-    if fused:
-        xp.exp(z, out=z)
-        cos, sin = z.real, z.imag
-    else:
-        cos, sin = xp.cos(angle), xp.sin(angle)
-    xp.multiply(radius, cos, out=eps[0::2])  # rows 0, 2, 4 of ε: z_a of each pair
-    xp.multiply(radius, sin, out=eps[1::2])  # rows 1, 3, 5: z_b
-    xp.add(w2[1], 0.5, out=u[0])
-    xp.add(w3[1], 0.5, out=u[1])
+    z_a, z_b = eps[0::2], eps[1::2]  # rows (0, 2, 4) and (1, 3, 5) of ε
+    xp.cos(angle, out=z_a)
+    z_a *= radius
+    xp.sin(angle, out=z_b)
+    z_b *= radius
+    _plus_half(w2[1], u[0], xp)
+    _plus_half(w3[1], u[1], xp)
     u *= UNIFORM_SCALE
 
 
@@ -253,15 +225,18 @@ def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,
 
     Contract c (numbered across all firms in config order) uses slot FIRM_SLOT0 + c // 2,
     words (0, 1) if c is even and (2, 3) if odd. Like `market_draws`, the slots go
-    through Philox's stacked rows on a (slot, path) grid, straight into the uniforms.
+    through Philox's stacked rows on a (slot, path) grid, `CHUNK_PATHS` paths at a time,
+    straight into the uniforms.
     """
     lo, hi = path_words(paths, xp)
     n = lo.shape[0]
     slots = (contracts + 1) // 2
     slot = xp.arange(FIRM_SLOT0, FIRM_SLOT0 + slots, dtype=xp.uint64).reshape(slots, 1)
-    a, b = _philox_rows((slot, month, lo, hi), seed_key(seed), xp)  # (w0, w2), (w3, w1)
+    key = seed_key(seed)
     u = xp.empty((slots, 4, n), dtype=xp.float64)
-    for k, words in enumerate((a[0], b[1], a[1], b[0])):
-        xp.add(words, 0.5, out=u[:, k])
+    for start, stop in _chunks(n, xp):
+        a, b = _philox_rows((slot, month, lo[start:stop], hi[start:stop]), key, xp)
+        for k, words in enumerate((a[0], b[1], a[1], b[0])):  # w0, w1, w2, w3
+            _plus_half(words, u[:, k, start:stop], xp)
     u *= UNIFORM_SCALE
     return u.reshape(slots * 2, 2, n)[:contracts]

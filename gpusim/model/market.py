@@ -336,14 +336,14 @@ def advance(
         s.ln_d[hit] += p.rebound * jumps
         s.ln_e[hit] -= jumps
     # g ← g + κ_g(ḡ[s] − g)Δ + σ_g√Δ Z_growth
-    g_target = xp.where(s.regime == BOOM, p.g_mean[BOOM], p.g_mean[BUST]).astype(s.g.dtype)
+    g_target = xp.take(xp.asarray(p.g_mean, dtype=s.g.dtype), s.regime)  # ḡ[s], by regime
     xp.subtract(g_target, s.g, out=tmp)
     tmp *= p.kappa_g
     _add_scaled(s.g, tmp, dt, xp)
     _add_scaled(s.g, z_growth, p.sigma_g * sq, xp, tmp)
     # regime switch with probability p[s]
     if p.regimes_on:
-        switch_p = xp.where(s.regime == BOOM, p.p_switch[BOOM], p.p_switch[BUST])
+        switch_p = xp.take(xp.asarray(p.p_switch), s.regime)
         s.regime ^= uniforms[0] < switch_p
     # K ← K(1 − ωΔ) + b[t]·m(u[t−L]); schedules enter in the state's precision
     s.k *= 1.0 - p.omega * dt

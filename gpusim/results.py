@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import lender, uncertainty
+from gpusim import lender, target, uncertainty
 from gpusim.analysis import (
     HEADLINE_QUANTILES,
     HEADLINE_VARIABLES,
@@ -76,7 +76,7 @@ def run_provenance(ds: xr.Dataset) -> dict[str, Any]:
     for key in RUN_FIELDS:
         value = attrs.get(key)
         out[key] = value.item() if isinstance(value, np.generic) else value
-    return out
+    return out | {key: attrs[key] for key in target.ATTRS if key in attrs}  # --target-se
 
 
 def curve(ds: xr.Dataset, data: xr.Dataset, firm: str) -> list[dict[str, Any]]:

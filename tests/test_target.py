@@ -5,6 +5,7 @@ it stopped at; it resumes where it was interrupted and stops at the cap, saying 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -101,6 +102,10 @@ def test_at_the_cap_the_run_stops_and_says_the_target_is_not_met(tmp_path, capsy
     fixed = run(firms_config(), tmp_path / "f.zarr", paths=400, seed=4, block_paths=BLOCK,
                 mode="summary")
     assert arrays(out) == arrays(fixed)
+    assert main(["summary", str(out), "--format", "json"]) == 0
+    run_doc = json.loads(capsys.readouterr().out)["run"]
+    assert run_doc["paths"] == run_doc["paths_cap"] == 400 and run_doc["target_se"] == 0.001
+    assert run_doc["target_se_met"] is False
 
 
 @pytest.mark.parametrize(("config", "value", "message"), [

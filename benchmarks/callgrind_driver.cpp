@@ -24,18 +24,18 @@ static void run(const char* mode, std::vector<std::vector<double>>& a, int n_fir
   const double* in[7];
   for (int k = 0; k < 7; ++k) in[k] = a[k].data();
   std::vector<int> default_month((size_t)(n_firms + 1) * n);
-  std::vector<R> loss_total((size_t)(n_facilities + 1) * n);
+  std::vector<R> loss_total((size_t)(n_facilities + 1) * n), ead((size_t)(n_facilities + 1) * n);
   if (strcmp(mode, "cube") == 0) {
     std::vector<R> market((size_t)MO_COUNT * months * n), firm((size_t)FO_COUNT * months * (n_firms + 1) * n),
         facility((size_t)AO_COUNT * months * (n_facilities + 1) * n);
     if (sizeof(R) == 8)
       gpusim_host_block_f64(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                             n_facilities, months, 1, 0, n, (double*)market.data(), (double*)firm.data(),
-                            (double*)facility.data(), default_month.data(), (double*)loss_total.data(), nullptr);
+                            (double*)facility.data(), default_month.data(), (double*)loss_total.data(), (double*)ead.data(), nullptr);
     else
       gpusim_host_block_f32(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                             n_facilities, months, 1, 0, n, (float*)market.data(), (float*)firm.data(),
-                            (float*)facility.data(), default_month.data(), (float*)loss_total.data(), nullptr);
+                            (float*)facility.data(), default_month.data(), (float*)loss_total.data(), (float*)ead.data(), nullptr);
   } else {
     const int buckets = 2 * GS_SKETCH_SIDE + 1;
     std::vector<unsigned> market((size_t)MO_COUNT * months * buckets),
@@ -46,13 +46,13 @@ static void run(const char* mode, std::vector<std::vector<double>>& a, int n_fir
       gpusim_host_summary_f64(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                               n_facilities, months, 1, 0, n, market.data(), firm.data(), facility.data(),
                               bust.data(), breach.data(), nonfinite.data(), default_month.data(),
-                              (double*)loss_total.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,
+                              (double*)loss_total.data(), (double*)ead.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,
                               GS_SKETCH_KEY_MIN, GS_SKETCH_KEY_MAX, buckets);
     else
       gpusim_host_summary_f32(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                               n_facilities, months, 1, 0, n, market.data(), firm.data(), facility.data(),
                               bust.data(), breach.data(), nonfinite.data(), default_month.data(),
-                              (float*)loss_total.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,
+                              (float*)loss_total.data(), (float*)ead.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,
                               GS_SKETCH_KEY_MIN, GS_SKETCH_KEY_MAX, buckets);
     if (nonfinite[0]) exit(4);
   }

@@ -254,8 +254,8 @@ class GpusimAccessor:
 
     def exposure(self, q: float = lender.PFE_Q, at_default: str = "hold") -> xr.Dataset:
         """Expected exposure and PFE (the q-quantile) per month and facility [USD], with
-        errors; "hold" keeps a defaulted firm's exposure at default (cube only), "zero"
-        uses the recorded balance (both stores). See gpusim.lender."""
+        errors; "hold" keeps a defaulted firm's exposure at default, "zero" uses the
+        recorded balance (both on cube and summary stores). See gpusim.lender."""
         return lender.exposure(self._ds, q, at_default)
 
     def default_timing(self) -> xr.Dataset:
@@ -268,5 +268,5 @@ class GpusimAccessor:
         return lender.loss_by_default_year(self._ds)
 
     def loss_given_default(self) -> xr.Dataset:
-        """Per facility: LGD and recovery-rate distributions over defaulted paths (cube)."""
+        """Per facility: LGD and recovery-rate distributions over defaulted paths."""
         return lender.loss_given_default(self._ds)

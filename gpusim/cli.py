@@ -53,6 +53,7 @@ from gpusim.schema import schema_text
 from gpusim.storage import OutOfSpace, check_writable_folder
 from gpusim.store import open_store
 from gpusim.tables import print_credit, print_lender, print_market
+from gpusim.target import stop_note, with_target
 from gpusim.version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paths", type=count_up_to(MAX_PATHS, "MAX_PATHS"), default=10_000,
                    help="number of paths (default 10000)")
     p.add_argument("--seed", type=seed, default=0, help="random seed in [0, 2**64) (default 0)")
+    p.add_argument("--target-se", type=float, default=None, metavar="X",
+                   help="add blocks until every firm's default probability at the horizon "
+                        "has a standard error below X; --paths is then the cap")
     p.add_argument("--out", type=Path, required=True, help="output store, e.g. runs/x.zarr")
     p.add_argument("--block-paths", type=count_up_to(2**31 - 1, "a block is counted in 32 bits"),
                    default=None,
@@ -174,6 +178,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
                         source=config_source(path, args.overrides),
                         workers=args.workers, cuda_workers=args.cuda_workers,
                         scheduler=args.scheduler)
+    if args.target_se is not None:
+        request = with_target(request, args.target_se)
     cost = check_cost(config, args)
     if not args.quiet:
         console.print(cost.text(on_gpu=_on_gpu(args.device)), markup=False, highlight=False)
@@ -184,9 +190,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
         except KeyboardInterrupt:
             raise InterruptedRun("interrupted; the blocks written so far are kept: continue "
                                  "with the same command and --resume") from None
+    ds = open_store(out)
+    note = stop_note(ds.attrs)
+    if note and (not args.quiet or not ds.attrs["target_se_met"]):
+        print(f"gpusim: {note}", file=sys.stderr)
     if not args.quiet:
-        console.print(f"wrote {out} ({args.paths} paths × {config.horizon_months} months)")
-        ds = open_store(out)
+        console.print(f"wrote {out} ({ds.sizes['path']} paths × {config.horizon_months} months)")
         print_summary(ds, console)
         print_credit_summary(ds, console)
 

@@ -6,9 +6,12 @@ facilities) on 2 CPU cores, scaled by the config's shape:
 - a cube stores every variable for every path and month: its raw bytes per path follow
   from gpusim.outputs; Blosc zstd-1 with byte shuffle compresses them about 2.5× (measured
   2.56 on 16,384 base paths: 140.6 MB);
-- a summary store keeps the per-path default months and losses (about half their raw
-  size after compression) and one sketch per monthly variable and entity (about 25 kB
-  each, whatever the path count; measured 1.4 MB at 16,384 paths, 3.6 MB at 100,000);
+- a summary store keeps the per-path default months, losses and exposures at default
+  (about a third of their raw size after compression: measured 3.4× on 16,384 base
+  paths, 0.58 MB of 1.97 MB, mostly zeros where no firm defaulted) and one sketch per
+  monthly variable and entity (at most about 25 kB each, growing slowly with the path
+  count: measured 12 kB at 2,048 paths, 16 kB at 16,384; the whole store 1.28 MB at
+  16,384 paths);
 - numpy computes about 84,000 path-months a second in cube mode (writing included) and
   about 420,000 in summary mode on 2 cores (100,000 base paths: ~100 s and ~20 s). A GPU
   run is much faster; the estimate then says so rather than guess.
@@ -26,8 +29,8 @@ from gpusim.outputs import BY_NAME, DIMS, dimension_sizes, output_dtype, output_
 
 CUBE_COMPRESSION = 2.5
 """Raw bytes / stored bytes of a cube (measured 2.56 on the base scenario)."""
-SUMMARY_COMPRESSION = 2.0
-"""Raw / stored bytes of a summary store's exact per-path variables."""
+SUMMARY_COMPRESSION = 3.0
+"""Raw / stored bytes of a summary store's exact per-path variables (measured 3.4)."""
 SKETCH_BYTES = 25_000
 """Stored bytes of one month-by-bucket sketch (one variable, one entity)."""
 PATH_MONTHS_PER_SECOND = {"cube": 84_000.0, "summary": 420_000.0}

@@ -6,10 +6,14 @@ what they cost, each with its Monte Carlo error.
   month. With `at_default="hold"` a defaulted firm's facilities count at their exposure at
   default (EAD: the balance at the end of the month before the default, or the opening
   balance for a default in the first month) from the default on, the lender's view of
-  what was at risk; this needs every path's monthly balance, so only a cube has it. With
-  `at_default="zero"` the balance as recorded (0 from the default on, the debt being
-  written off into `loss`) is used; a summary store gives this from its balance sketches,
-  within the sketch's relative accuracy α (`relative_accuracy`).
+  what was at risk. With `at_default="zero"` the balance as recorded (0 from the default
+  on, the debt being written off into `loss`) is used. A cube gives both exactly. A
+  summary store gives both from its balance sketches, within the sketch's relative
+  accuracy α (`relative_accuracy`); held at default it adds the exact per-path EAD
+  (`exposure_at_default`, which every store keeps, a value per path and facility like
+  `loss_total`): EE_hold(t) = EE_zero(t) + mean over paths of EAD·1{default month ≤ t},
+  the second term exact, and the PFE from the sketches with each defaulted path's
+  recorded 0 moved to its EAD's bucket (`held_sketch`).
 - **Default timing** (`default_timing`): per firm and year of the run, the probability of
   defaulting in that year and the hazard, the probability of defaulting in it given that
   the firm had survived to its start (Wilson intervals; the last year may be partial:
@@ -18,11 +22,12 @@ what they cost, each with its Monte Carlo error.
   loss split by the year its firm defaulted (they add up to the expected loss).
 - **Loss given default** (`loss_given_default`): the distribution over defaulted paths of
   LGD = loss / EAD and of the recovery rate 1 − LGD (a loss includes the default month's
-  interest, so LGD can exceed 1 slightly). It needs the EAD of every defaulted path, so
-  only a cube has it: a summary store keeps the balance only as sketches over all paths.
+  interest, so LGD can exceed 1 slightly).
 
-Timing and losses come from the exact per-path `default_month` and `loss_total`, so cube
-and summary stores give the same numbers.
+Timing, losses, EAD and LGD come from the exact per-path `default_month`, `loss_total`
+and `exposure_at_default`, so cube and summary stores give the same numbers. A summary
+store written before stores kept `exposure_at_default` gives only `at_default="zero"`
+(`holds_at_default` says which a store can give).
 """
 
 from __future__ import annotations
@@ -57,22 +62,37 @@ def opening_balances(ds: xr.Dataset) -> xr.DataArray:
 
 
 def exposure_at_default(ds: xr.Dataset) -> xr.DataArray:
-    """Per path and facility on a cube, the balance at the end of the month before the
-    firm's default (the opening balance for a default in month 0; 0 without default)."""
-    _need_cube(ds, "exposure at default")
+    """Per path and facility, the exposure at default [USD]: the balance at the end of the
+    month before the firm's default (the opening balance for a default in month 0; 0
+    where the firm did not default, which `default_month == -1` marks). Stores keep it
+    per path (`exposure_at_default`); a cube written before they did derives it."""
+    if "exposure_at_default" in ds:
+        return ds["exposure_at_default"]
+    if uncertainty.is_summary(ds):
+        raise InputError(
+            "this summary store was written before gpusim kept each path's exposure at "
+            "default (the variable exposure_at_default), and its balance sketches cannot "
+            "give it; rerun the scenario, or use at_default='zero' for the exposure as "
+            "recorded")
+    return derived_exposure_at_default(ds)
+
+
+def derived_exposure_at_default(ds: xr.Dataset) -> xr.DataArray:
+    """The exposure at default per path and facility on a cube, from its monthly
+    balances (float64; what the stored `exposure_at_default` equals, in the run's dtype)."""
+    if uncertainty.is_summary(ds):
+        raise InputError("deriving the exposure at default needs every path's monthly "
+                         "facility balance, which only a cube store keeps")
     dm = facility_default_month(ds)
     before = ds["balance"].shift(month=1).fillna(opening_balances(ds))
     month = uncertainty.month_index(ds)
     return before.where(month == dm, 0.0).sum("month").rename("exposure_at_default")
 
 
-def _need_cube(ds: xr.Dataset, what: str) -> None:
-    if uncertainty.is_summary(ds):
-        raise InputError(
-            f"{what} needs every path's monthly facility balance, which a summary store does "
-            "not keep (it holds balance only as monthly sketches over all paths, and no "
-            "per-path exposure at default); use a cube store (gpusim run --mode cube), or "
-            "at_default='zero' for the exposure as recorded")
+def holds_at_default(ds: xr.Dataset) -> bool:
+    """Whether the store can give exposure held at default and loss given default: a
+    cube, or a summary store that keeps the per-path exposure at default."""
+    return "exposure_at_default" in ds or not uncertainty.is_summary(ds)
 
 
 def held_balance(ds: xr.Dataset) -> xr.DataArray:
@@ -90,16 +110,14 @@ def exposure(ds: xr.Dataset, q: float = PFE_Q, at_default: str = "hold") -> xr.D
 
     `ee`, `ee_se`: the mean and its standard error; `pfe`, `pfe_low`, `pfe_high`: the
     q-quantile and its 95% order-statistic interval. See the module docstring for
-    `at_default` ("hold" on a cube only, "zero" on either store).
+    `at_default` ("hold" or "zero") and for what a summary store gives.
     """
     if at_default not in AT_DEFAULT:
         raise InputError(f"at_default={at_default!r}: expected one of {AT_DEFAULT}")
     if not 0 < q < 1:
         raise InputError(f"q={q!r}: expected a PFE level strictly between 0 and 1")
     if uncertainty.is_summary(ds):
-        if at_default == "hold":
-            _need_cube(ds, "exposure held at default")
-        return _sketch_exposure(ds, q)
+        return _sketch_exposure(ds, q, at_default)
     balance = held_balance(ds) if at_default == "hold" else ds["balance"]
     n = ds.sizes["path"]
     bounds = uncertainty.quantile_bounds(ds.assign(exposure=balance), "exposure", (q,))
@@ -113,22 +131,58 @@ def exposure(ds: xr.Dataset, q: float = PFE_Q, at_default: str = "hold") -> xr.D
         units="USD", at_default=at_default, pfe_level=q, relative_accuracy=0.0, paths=n)
 
 
-def _sketch_exposure(ds: xr.Dataset, q: float) -> xr.Dataset:
-    """Exposure as recorded, from the balance sketches (within α relative: balances ≥ 0)."""
+def _sketch_exposure(ds: xr.Dataset, q: float, at_default: str) -> xr.Dataset:
+    """Exposure from the balance sketches (within α relative: balances ≥ 0); held at
+    default, the defaulted paths' EADs are added exactly (`held_sketch`)."""
     counts = ds["balance_sketch"].values  # (month, facility, bucket)
     n = ds.sizes["path"]
     value = sketch.representative(np.arange(sketch.BUCKETS))
-    mean = (counts * value).sum(-1) / n
-    var = np.maximum((counts * value**2).sum(-1) / n - mean**2, 0.0)
-    bounds = uncertainty.quantile_bounds(ds, "balance", (q,))
-    pfe = sketch.quantiles(counts, [q])[..., 0]
+    total, squares = (counts * value).sum(-1), (counts * value**2).sum(-1)
+    if at_default == "hold":
+        counts, exact, exact_squares = held_sketch(ds)
+        total, squares = total + exact, squares + exact_squares
+    mean = total / n
+    var = np.maximum(squares / n - mean**2, 0.0)
     dims, coords = ("month", "facility"), {"month": ds["month"], "facility": ds["facility"]}
+    bounds = uncertainty.quantile_bounds(
+        ds.assign(balance_sketch=((*dims, "bucket"), counts)), "balance", (q,))
+    pfe = sketch.quantiles(counts, [q])[..., 0]
     out = xr.Dataset({"ee": (dims, mean), "ee_se": (dims, np.sqrt(var / max(n - 1, 1))),
                       "pfe": (dims, pfe),
                       "pfe_low": bounds["ci_low"].isel(quantile=0, drop=True),
                       "pfe_high": bounds["ci_high"].isel(quantile=0, drop=True)}, coords=coords)
-    return out.assign_attrs(units="USD", at_default="zero", pfe_level=q,
+    return out.assign_attrs(units="USD", at_default=at_default, pfe_level=q,
                             relative_accuracy=sketch.ALPHA, paths=n)
+
+
+def held_sketch(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """On a summary store, the balance sketches (month, facility, bucket) with every
+    defaulted path's recorded 0 (the model writes exactly 0 from the default month on)
+    moved to the bucket of its exposure at default, from its default month on: the
+    sketches of the balance held at default, exactly as a cube's would be. Also the
+    exact sums over paths of EAD·1{default_month ≤ t} and of its square (month, facility)
+    [USD, USD²]. Raises InputError if a sketch's zero bucket holds fewer paths than
+    have defaulted (a store whose balances are not those of this model)."""
+    dm = facility_default_month(ds).transpose("path", "facility").values
+    ead = exposure_at_default(ds).transpose("path", "facility").values.astype(np.float64)
+    months, facilities = ds.sizes["month"], ds.sizes["facility"]
+    path, facility = np.nonzero(dm >= 0)
+    cell = dm[path, facility].astype(np.int64) * facilities + facility  # (month, facility)
+    moved = np.bincount(cell * sketch.BUCKETS + sketch.bucket_index(ead[path, facility]),
+                        minlength=months * facilities * sketch.BUCKETS)
+    moved = np.cumsum(moved.reshape(months, facilities, sketch.BUCKETS), axis=0)
+    counts = ds["balance_sketch"].values.astype(np.int64) + moved
+    counts[..., sketch.ZERO] -= moved.sum(-1)
+    if np.any(counts[..., sketch.ZERO] < 0):
+        raise InputError("balance_sketch: fewer paths at 0 than defaulted facilities; the "
+                         "store's sketches and default months do not belong together")
+
+    def by_month(weights: np.ndarray) -> np.ndarray:
+        sums = np.bincount(cell, weights=weights, minlength=months * facilities)
+        return np.cumsum(sums.reshape(months, facilities), axis=0)
+
+    values = ead[path, facility]
+    return counts, by_month(values), by_month(values * values)
 
 
 # --- default timing and losses --------------------------------------------------------------
@@ -182,11 +236,10 @@ def loss_by_default_year(ds: xr.Dataset) -> xr.Dataset:
 
 def loss_given_default(ds: xr.Dataset, quantiles: tuple[float, ...] = LGD_QUANTILES
                        ) -> xr.Dataset:
-    """Per facility on a cube, over the paths where its firm defaulted with a positive
-    exposure: `defaults` (how many), `lgd_mean` and its `lgd_se`, and the `lgd` and
-    `recovery` (1 − LGD) quantiles (quantile, facility). Raises InputError on a summary
-    store (see the module docstring)."""
-    _need_cube(ds, "loss given default")
+    """Per facility, over the paths where its firm defaulted with a positive exposure:
+    `defaults` (how many), `lgd_mean` and its `lgd_se`, and the `lgd` and `recovery`
+    (1 − LGD) quantiles (quantile, facility), exact on cube and summary stores alike
+    (from the per-path `loss_total` and `exposure_at_default`)."""
     ead = exposure_at_default(ds).compute()
     loss = ds["loss_total"].compute()
     defaulted = (facility_default_month(ds) >= 0).compute() & (ead > 0)

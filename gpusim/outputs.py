@@ -110,6 +110,10 @@ OUTPUTS: tuple[Output, ...] = (
            "month", "exact"),
     Output("loss_total", "path_facility", "USD", "facility's lender loss over the run",
            summary="exact"),
+    Output("exposure_at_default", "path_facility", "USD",
+           "facility balance at the end of the month before its firm's default (the opening "
+           "balance for a default in month 0; 0: no default, see default_month)",
+           summary="exact"),
 )
 
 BY_NAME: dict[str, Output] = {o.name: o for o in OUTPUTS}

@@ -43,6 +43,7 @@ from gpusim.store import (
     progress,
     quiet_zarr,
     run_identity,
+    shrink_paths,
 )
 
 DEFAULT_BLOCK_PATHS = 16_384
@@ -76,6 +77,18 @@ class RunRequest:
     workers: int | None
     cuda_workers: bool
     scheduler: str | None
+    growth: Growth | None = None  # stop early (gpusim.target); `paths` is then the cap
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How a run that stops early grows (gpusim.target makes one): once the first `paths`
+    paths are in the store, `want(out, paths)` is how many it wants in all (`paths` or
+    fewer: stop; more is rounded up to whole blocks, at most the request's paths), and
+    `attrs(out, paths)` what the finished store records about the stop."""
+
+    want: Callable[[Path, int], int]
+    attrs: Callable[[Path, int], dict[str, Any]]
 
 
 def check_output(out: Path, overwrite: bool, resume: bool) -> None:
@@ -217,12 +230,38 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
             record.record(block.index, result)
             report(block.paths)
 
-        executor.run(task_for(r.mode, r.out, r.seed, store_id), todo, done)
-        record.finish()
-        finished = {"run_finished": now_iso()}
+        task = task_for(r.mode, r.out, r.seed, store_id)
+        if r.growth is None:
+            executor.run(task, todo, done)
+            record.finish()
+            finished = {}
+        else:  # shrunk last: until then a resume of the same command finds its layout
+            paths = _grow(r, plan.block_paths, lambda batch: executor.run(task, batch, done),
+                          todo)
+            record.finish()
+            finished = r.growth.attrs(r.out, paths)
+            if paths < r.paths:
+                shrink_paths(r.out, r.config, paths, plan.block_paths, r.mode)
+        finished["run_finished"] = now_iso()
         if r.resume:
             finished["resumed_on"] = plan.device_name
         mark_finished(r.out, finished)
+
+
+def _grow(r: RunRequest, block_paths: int, run_blocks: Callable[[list[Block]], None],
+          todo: list[Block]) -> int:
+    """Run the blocks in order, a batch at a time, until `r.growth` wants no more paths
+    or the cap `r.paths` is reached; returns the paths run (whole blocks, or the cap).
+    Each decision depends only on the paths before it, so a resumed run stops where an
+    uninterrupted one does."""
+    paths = min(block_paths, r.paths)
+    while True:
+        run_blocks([b for b in todo if b.start < paths])
+        todo = [b for b in todo if b.start >= paths]
+        wanted = r.growth.want(r.out, paths) if r.growth else paths
+        if wanted <= paths or paths == r.paths:
+            return paths
+        paths = min(r.paths, -(-wanted // block_paths) * block_paths)
 
 
 def run(

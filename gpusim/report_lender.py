@@ -22,10 +22,12 @@ NOTE = (
     "Hazard: the probability of defaulting in the year given survival to its start. LGD: "
     "the loss over the exposure at default, over the paths where the firm defaulted.</p>")
 HOLD = "A defaulted firm's facilities count at their exposure at default from then on."
-ZERO = ("This summary store keeps the balance as sketches only, so a defaulted firm's "
-        "balance counts as 0 from its default on, and the numbers are within {alpha:.0%} of "
-        "the exact ones. Exposure held at default and LGD need every path's balance: run "
-        "with --mode cube.")
+SKETCHED = (" This summary store keeps the balance as sketches, so EE and PFE are within "
+            "{alpha:.0%} of the exact ones (the exposures at default are exact).")
+ZERO = ("This summary store, written before stores kept each path's exposure at default, "
+        "counts a defaulted firm's balance as 0 from its default on, and the numbers are "
+        "within {alpha:.0%} of the exact ones. Exposure held at default and LGD need the "
+        "exposures at default: rerun it.")
 
 
 def lender_plots(doc: dict, out_dir: Path) -> list[Plot]:
@@ -68,8 +70,9 @@ def exposure_figure(facility: dict) -> Figure:
 def lender_html(doc: dict) -> str:
     """The lender section's note and tables."""
     view = doc["facilities"][0]["exposure"]
-    basis = HOLD if view["at_default"] == "hold" else ZERO.format(
-        alpha=view["relative_accuracy"])
+    alpha = view["relative_accuracy"]
+    basis = ZERO.format(alpha=alpha) if view["at_default"] != "hold" else (
+        HOLD + (SKETCHED.format(alpha=alpha) if alpha > 0 else ""))
     return ("<h2>Lender's view</h2>" + NOTE.format(basis=html.escape(basis),
                                                     level=view["pfe_level"])
             + timing_table(doc) + loss_year_table(doc) + lgd_table(doc))
@@ -96,7 +99,8 @@ def loss_year_table(doc: dict) -> str:
 
 
 def lgd_table(doc: dict) -> str:
-    """Defaults, mean LGD ± se and the LGD and recovery quantiles per facility (cube)."""
+    """Defaults, mean LGD ± se and the LGD and recovery quantiles per facility (none for a
+    summary store written before stores kept exposures at default)."""
     if doc["facilities"][0]["lgd"] is None:
         return ""
     levels = [q["q"] for q in doc["facilities"][0]["lgd"]["quantiles"]]

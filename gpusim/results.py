@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import lender, uncertainty
+from gpusim import lender, target, uncertainty
 from gpusim.analysis import (
     HEADLINE_QUANTILES,
     HEADLINE_VARIABLES,
@@ -76,7 +76,7 @@ def run_provenance(ds: xr.Dataset) -> dict[str, Any]:
     for key in RUN_FIELDS:
         value = attrs.get(key)
         out[key] = value.item() if isinstance(value, np.generic) else value
-    return out
+    return out | {key: attrs[key] for key in target.ATTRS if key in attrs}  # --target-se
 
 
 def curve(ds: xr.Dataset, data: xr.Dataset, firm: str) -> list[dict[str, Any]]:
@@ -140,13 +140,16 @@ def summary_document(ds: xr.Dataset) -> dict[str, Any]:
 
 
 def exposure_basis(ds: xr.Dataset) -> str:
-    """The exposure a store can give: "hold" (held at default) on a cube, else "zero"."""
-    return "zero" if uncertainty.is_summary(ds) else "hold"
+    """The exposure a store can give: "hold" (held at default) on a cube or a summary
+    store that keeps each path's exposure at default, else "zero" (an older summary
+    store)."""
+    return "hold" if lender.holds_at_default(ds) else "zero"
 
 
 def add_lender_views(ds: xr.Dataset, doc: dict[str, Any]) -> None:
-    """Default timing per firm; exposure, loss by year of default and (on a cube) loss
-    given default per facility, into the document's `firms` and `facilities`."""
+    """Default timing per firm; exposure, loss by year of default and loss given default
+    (where the store keeps exposures at default) per facility, into the document's
+    `firms` and `facilities`."""
     timing = lender.default_timing(ds).compute()
     for firm in doc["firms"]:
         one = timing.sel(firm=firm["name"])

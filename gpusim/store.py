@@ -23,6 +23,8 @@ Metadata is consolidated at the end so that `xr.open_zarr(store)` opens it in on
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -190,6 +192,38 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
     group = zarr.open_group(out, mode="r+")
     group.create_group(CONTROL_GROUP).create_array(
         "blocks_done", shape=(n_blocks,), chunks=(1,), dtype="int8", fill_value=0)
+
+
+def shrink_paths(out: Path, config: Config, paths: int, block_paths: int, mode: str) -> None:
+    """Make a store laid out for more paths, of which only the first `paths` (whole blocks)
+    were computed, the layout of a run of `paths` paths: every path-indexed array's
+    metadata, the `path` coordinate and the block record are those of a fresh layout of
+    `paths` paths (so its arrays equal a fixed-size run's), chunks beyond are removed and
+    the `paths` attribute and history say `paths`. Used by runs that stop early
+    (gpusim.target)."""
+    group = zarr.open_group(out, mode="r+")
+    cap = int(group.attrs["paths"])
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        fresh = Path(tmp) / "layout.zarr"
+        create_layout(fresh, config, paths, block_paths, {}, mode)
+        for name, array in zarr.open_group(fresh, mode="r").arrays():
+            if "path" in (array.metadata.dimension_names or ()):
+                _replace_metadata(fresh / name, out / name, array.cdata_shape[0])
+        shutil.rmtree(out / "path")
+        shutil.copytree(fresh / "path", out / "path")
+        done = Path(CONTROL_GROUP) / "blocks_done"
+        _replace_metadata(fresh / done, out / done, len(range(0, paths, block_paths)))
+    history = str(group.attrs.get("history", ""))
+    group.attrs.update({"paths": int(paths), "history": history.replace(
+        f"simulated {cap} paths", f"simulated {int(paths)} paths")})
+
+
+def _replace_metadata(fresh: Path, array: Path, chunks: int) -> None:
+    """`array`'s zarr.json from `fresh`, and its chunks from index `chunks` on removed."""
+    shutil.copy(fresh / "zarr.json", array / "zarr.json")
+    for chunk in (array / "c").glob("*") if (array / "c").is_dir() else ():
+        if int(chunk.name) >= chunks:
+            shutil.rmtree(chunk) if chunk.is_dir() else chunk.unlink()
 
 
 class StaleWriter(RuntimeError):

@@ -131,8 +131,9 @@ def print_lender(doc: dict[str, Any], months: list[int], console: Console) -> No
                                       for p in firm["default_timing"]))
     console.print(table)
     facility = doc["facilities"][0]["exposure"]
-    held = "held at default" if facility["at_default"] == "hold" else (
-        f"as recorded, 0 after default; from sketches within {facility['relative_accuracy']:.0%}")
+    held = "held at default" if facility["at_default"] == "hold" else "as recorded, 0 after default"
+    if facility["relative_accuracy"] > 0:
+        held += f"; from sketches within {facility['relative_accuracy']:.0%}"
     table = Table(title=f"exposure [USD]: EE ± se / PFE {facility['pfe_level']:.0%} ({held})")
     table.add_column("facility", no_wrap=True)
     for m in months:

@@ -29,6 +29,7 @@ template <typename R> struct CubeOut {
   R* __restrict__ facility;          // AO_COUNT x months x n_facilities x n
   int* __restrict__ default_month;   // n_firms x n
   R* __restrict__ loss_total;        // n_facilities x n
+  R* __restrict__ exposure_at_default;  // n_facilities x n
   R* __restrict__ flows;             // FL_COUNT x months x n_firms x n, or null
   long long n;
 };
@@ -45,6 +46,7 @@ template <typename R> struct SummaryOut {
   unsigned* __restrict__ nonfinite;   // 1: NaN or Inf values met (an error the host reports)
   int* __restrict__ default_month;    // n_firms x n
   R* __restrict__ loss_total;         // n_facilities x n
+  R* __restrict__ exposure_at_default;  // n_facilities x n
   long long n;
   SketchLayout sketch;
   bool by_table;  // sketch_table_applies(sketch): bucket by the edge table
@@ -189,6 +191,8 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
   GS_UNROLL for (int f = 0; f < GS_N_FIRMS(fi); ++f)
     o.default_month[(long long)f * o.n + i] = fs.default_month[f];
   GS_UNROLL for (int j = 0; j < GS_N_FACILITIES(fi); ++j) o.loss_total[(long long)j * o.n + i] = fs.loss[j];
+  GS_UNROLL for (int j = 0; j < GS_N_FACILITIES(fi); ++j)
+    o.exposure_at_default[(long long)j * o.n + i] = fs.ead[j];
 }
 
 // The kernels' parameter lists, declared once here for gpusim.cu's kernels and host.cpp's
@@ -202,11 +206,11 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
   double min_magnitude, double log_gamma, int key_min, int key_max, int buckets
 #define GPUSIM_CUBE_PARAMS(R)                                                                \
   GPUSIM_INPUT_PARAMS, R *market, R *firm, R *facility, int *default_month, R *loss_total,   \
-      R *flows
+      R *exposure_at_default, R *flows
 #define GPUSIM_SUMMARY_PARAMS(R)                                                             \
   GPUSIM_INPUT_PARAMS, unsigned *market, unsigned *firm, unsigned *facility, unsigned *bust, \
       unsigned *ltv_breach, unsigned *nonfinite, int *default_month, R *loss_total,          \
-      GPUSIM_SKETCH_PARAMS
+      R *exposure_at_default, GPUSIM_SKETCH_PARAMS
 
 // The Inputs and outputs the parameters make.
 #define GPUSIM_INPUTS                                                                        \
@@ -219,9 +223,10 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
 #define GPUSIM_SKETCH_LAYOUT                                                                 \
   SketchLayout { min_magnitude, log_gamma, key_min, key_max, buckets }
 #define GPUSIM_CUBE_OUT(R)                                                                   \
-  CubeOut<R> { market, firm, facility, default_month, loss_total, flows, n }
+  CubeOut<R> { market, firm, facility, default_month, loss_total, exposure_at_default, flows, n }
 #define GPUSIM_SUMMARY_OUT(R)                                                                \
   SummaryOut<R> {                                                                            \
-    market, firm, facility, bust, ltv_breach, nonfinite, default_month, loss_total, n,       \
+    market, firm, facility, bust, ltv_breach, nonfinite, default_month, loss_total,          \
+        exposure_at_default, n,                                                              \
         GPUSIM_SKETCH_LAYOUT, sketch_table_applies(GPUSIM_SKETCH_LAYOUT)                     \
   }

@@ -13,6 +13,7 @@ template <typename R> struct FirmsState {
   R price[GS_CONTRACTS_CAP];
   R balance[GS_FACILITIES_CAP], undrawn[GS_FACILITIES_CAP], rate[GS_FACILITIES_CAP];
   R loss[GS_FACILITIES_CAP], posted[GS_FACILITIES_CAP];
+  R ead[GS_FACILITIES_CAP];  // exposure at default: the balance entering the default month
   int maturity[GS_FACILITIES_CAP], floating[GS_FACILITIES_CAP];
 };
 
@@ -57,6 +58,7 @@ GPUSIM_HD void firms_init(FirmsState<R>& s, const FirmInputs& in) {
     s.balance[j] = (R)fa[FA_BALANCE]; s.undrawn[j] = (R)fa[FA_UNDRAWN];
     s.maturity[j] = (int)fa[FA_MATURITY]; s.floating[j] = fa[FA_FLOATING] != 0.0;
     s.rate[j] = (R)fa[FA_RATE]; s.loss[j] = (R)0; s.posted[j] = (R)0;
+    s.ead[j] = (R)0;
   }
 }
 
@@ -121,6 +123,8 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
     return out;
   }
   update_contracts(s, in.contract_table, c0, nc, m, t, u_renew, u_default);
+  R entering[GS_FACILITIES_CAP];  // last month's closing balances: the exposure at default
+  GS_UNROLL for (int j = j0; j < j0 + nj; ++j) entering[j - j0] = s.balance[j];
 
   // 2. revenue and operating cost
   R contracted = (R)0, contract_revenue = (R)0, secured_revenue[GS_CONTRACTS_CAP];
@@ -218,6 +222,7 @@ GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
       R paid = gs_min(pool, claims[j - j0]);
       pool = pool - paid;
       s.loss[j] = s.loss[j] + (claims[j - j0] - paid);
+      s.ead[j] = entering[j - j0];
       s.balance[j] = (R)0;
       s.posted[j] = (R)0;
     }

@@ -53,7 +53,7 @@ int thread_id() {
 
 // A thread's own cube for up to TILE paths (CubeOut with n = the tile's paths).
 template <typename R> struct Tile {
-  std::vector<R> market, firm, facility, flows, loss_total;
+  std::vector<R> market, firm, facility, flows, loss_total, exposure_at_default;
   std::vector<int> default_month;
   Tile(const Inputs& in, bool with_flows)
       : market((size_t)(MO_COUNT * in.months * TILE)),
@@ -61,10 +61,12 @@ template <typename R> struct Tile {
         facility((size_t)(AO_COUNT * in.months * in.firms.n_facilities * TILE)),
         flows(with_flows ? (size_t)(FL_COUNT * in.months * in.firms.n_firms * TILE) : 0),
         loss_total((size_t)(in.firms.n_facilities * TILE)),
+        exposure_at_default((size_t)(in.firms.n_facilities * TILE)),
         default_month((size_t)(in.firms.n_firms * TILE)) {}
   CubeOut<R> out(long long m) {
     return CubeOut<R>{market.data(), firm.data(), facility.data(), default_month.data(),
-                      loss_total.data(), flows.empty() ? nullptr : flows.data(), m};
+                      loss_total.data(), exposure_at_default.data(),
+                      flows.empty() ? nullptr : flows.data(), m};
   }
 };
 
@@ -108,6 +110,10 @@ void drain(const Tile<R>& tile, long long m, const Inputs& in, const Out<R>& o,
   for (int j = 0; j < na; ++j)
     for (long long k = 0; k < m; ++k)
       o.loss_total[(long long)j * o.n + i0 + k] = tile.loss_total[(size_t)j * m + k];
+  for (int j = 0; j < na; ++j)
+    for (long long k = 0; k < m; ++k)
+      o.exposure_at_default[(long long)j * o.n + i0 + k] =
+          tile.exposure_at_default[(size_t)j * m + k];
 }
 
 // This thread's share of the block's paths, a tile at a time (inside a parallel region).

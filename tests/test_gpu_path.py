@@ -131,7 +131,7 @@ def test_nonfinite_values_in_the_summary_kernel_are_an_error(host_gpu, monkeypat
     def poisoned(self, grid, block, args):
         original(self, grid, block, args)
         if self.function.__name__.startswith("gpusim_host_summary"):
-            args[-8][0] = 3  # nonfinite: before default_month, loss_total, 5 scalars
+            args[-9][0] = 3  # nonfinite: before default_month, loss_total, EAD, 5 scalars
     monkeypatch.setattr(host_cupy._Function, "__call__", poisoned)
     with pytest.raises(SimulationError, match=r"3 NaN or Inf values in the block of paths "
                                               r"\[0, 700\)"):

@@ -66,15 +66,54 @@ def test_summary_exposure_is_the_recorded_balance_within_the_sketch_bound(stores
     assert np.all((sketched.pfe_low <= exact.pfe_low) & (exact.pfe_high <= sketched.pfe_high))
 
 
-def test_what_a_summary_store_cannot_give_is_a_clear_error(stores):
-    with pytest.raises(InputError, match="summary store does not keep"):
-        stores["summary"].gpusim.exposure(at_default="hold")
-    with pytest.raises(InputError, match="loss given default needs"):
-        stores["summary"].gpusim.loss_given_default()
+def test_summary_exposure_held_at_default_is_the_cubes_within_the_sketch_bound(stores):
+    """EE: the sketch part (the recorded balance) within α of the cube's, the EAD part
+    exact; the held sketches are exactly those of the cube's held balance."""
+    cube, summary = stores["cube"], stores["summary"]
+    exact = cube.gpusim.exposure(at_default="hold").compute()
+    zero = cube.gpusim.exposure(at_default="zero").compute()
+    sketched = summary.gpusim.exposure(at_default="hold")
+    assert sketched.attrs["at_default"] == "hold"
+    assert sketched.attrs["relative_accuracy"] == sketch.ALPHA
+    bound = sketch.ALPHA * zero.ee + 1e-6 * exact.ee
+    assert np.all(np.abs(sketched.ee - exact.ee) <= bound)
+    assert np.any(exact.ee - zero.ee > 1e6)  # defaults do change the exposure here
+    counts, total, _ = lender.held_sketch(summary)
+    expected = np.zeros_like(counts)
+    sketch.accumulate(expected, lender.held_balance(cube).transpose(
+        "month", "facility", "path").values)
+    np.testing.assert_array_equal(counts, expected)
+    np.testing.assert_allclose(total / 600, exact.ee - zero.ee, rtol=1e-9, atol=1e-3)  # USD
+    lower = np.quantile(lender.held_balance(cube).values, 0.95, axis=0, method="lower")
+    assert np.all(np.abs(sketched.pfe - lower) <= sketch.ALPHA * lower + sketch.MIN_MAGNITUDE)
+    assert np.all((sketched.pfe_low <= exact.pfe_low) & (exact.pfe_high <= sketched.pfe_high))
+
+
+def test_summary_loss_given_default_is_the_cubes_exactly(stores):
+    cube, summary = stores["cube"], stores["summary"]
+    np.testing.assert_array_equal(summary.exposure_at_default, cube.exposure_at_default)
+    xr.testing.assert_identical(summary.gpusim.loss_given_default(),
+                                cube.gpusim.loss_given_default())
+
+
+def test_what_a_store_cannot_give_is_a_clear_error(stores):
+    old = stores["summary"].drop_vars("exposure_at_default")  # as written before it was kept
+    assert not lender.holds_at_default(old) and lender.holds_at_default(stores["summary"])
+    with pytest.raises(InputError, match="written before gpusim kept each path's exposure"):
+        old.gpusim.exposure(at_default="hold")
+    with pytest.raises(InputError, match="written before gpusim kept each path's exposure"):
+        old.gpusim.loss_given_default()
+    old.gpusim.exposure(at_default="zero")  # the recorded balance still works
     with pytest.raises(InputError, match="at_default='held'"):
         stores["cube"].gpusim.exposure(at_default="held")
     with pytest.raises(InputError, match=r"q=1\.5"):
         stores["cube"].gpusim.exposure(q=1.5)
+
+
+def test_an_old_cube_derives_the_exposure_at_default(stores, numpy_views):
+    old = stores["cube"].drop_vars("exposure_at_default")
+    np.testing.assert_allclose(lender.exposure_at_default(old).transpose("path", "facility"),
+                               numpy_views["ead"], rtol=0)
 
 
 def test_default_timing_is_numpys_and_the_same_on_both_stores(stores):
@@ -122,7 +161,7 @@ def test_summary_json_carries_the_lender_views(stores, tmp_path, capsys):
     assert main(["summary", str(store), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     facility = doc["facilities"][0]
-    assert facility["exposure"]["at_default"] == "zero" and facility["lgd"] is None
+    assert facility["exposure"]["at_default"] == "hold" and facility["lgd"]["defaults"] > 0
     assert len(facility["exposure"]["months"]) == 24
     assert [p["year"] for p in facility["loss_by_default_year"]] == [1, 2]
     assert set(doc["firms"][0]["default_timing"][0]) == {"year", "months", "probability",

@@ -49,10 +49,9 @@ def test_report_writes_every_figure_and_the_index(store, tmp_path):
                  "horizon_months: 24", "VaR 99%", "ES 97.5%", "lessor", "gpu_loan",
                  "Lender's view", "hazard", "EL, defaults in year 2"):
         assert text in page
-    if ds.attrs["mode"] == "summary":  # says what it lacks for LGD and held exposure
-        assert "run with --mode cube" in page and "mean LGD" not in page
-    else:
-        assert "mean LGD" in page
+    assert "mean LGD" in page and "at their exposure at default from then on" in page  # both
+    if ds.attrs["mode"] == "summary":  # says how exact the sketched exposure is
+        assert "within 1% of the exact ones (the exposures at default are exact)" in page
 
 
 def test_report_without_firms_has_market_figures_only(tmp_path):

@@ -57,10 +57,13 @@ def test_json_has_the_documented_fields(stores, capsys):
 def test_json_credit_numbers_are_the_same_on_both_stores(stores, capsys):
     cube, summary = (summary_json(stores[m], capsys) for m in ("cube", "summary"))
     assert cube["firms"] == summary["firms"]
-    exact = ("name", "firm", "expected_loss", "var_99", "es_975", "loss_by_default_year")
+    exact = ("name", "firm", "expected_loss", "var_99", "es_975", "loss_by_default_year",
+             "lgd")
     for a, b in zip(cube["facilities"], summary["facilities"], strict=True):
         assert {k: a[k] for k in exact} == {k: b[k] for k in exact}
-        assert (a["exposure"]["at_default"], b["exposure"]["at_default"]) == ("hold", "zero")
+        assert a["exposure"]["at_default"] == b["exposure"]["at_default"] == "hold"
+        assert (a["exposure"]["relative_accuracy"], b["exposure"]["relative_accuracy"]) == (
+            0.0, 0.01)
     assert summary["market"][0]["relative_accuracy"] == 0.01
     assert cube["market"][0]["relative_accuracy"] == 0.0
 

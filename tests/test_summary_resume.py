@@ -52,7 +52,8 @@ def test_summary_store_has_no_per_path_monthly_data(both):
     _, summary = both[:2]
     for name, var in summary.data_vars.items():
         if "path" in var.dims:
-            assert name in ("default_month", "loss_total")
+            assert name in ("default_month", "loss_total", "exposure_at_default")
+            assert var.dims in (("path", "firm"), ("path", "facility"))
     assert summary.attrs["mode"] == "summary"
     assert summary.rental_price_sketch.sum("bucket").min() == 6000
 

@@ -247,7 +247,7 @@ class PendingSummary:
     stop: int
     stream: Any
     counts: dict[str, Any]  # device, as `kernel_io.SUMMARY_COUNTS` names them
-    host: dict[str, np.ndarray]  # pinned: default_month, loss_total, nonfinite
+    host: dict[str, np.ndarray]  # pinned: the per-path results (PER_PATH), nonfinite
     config: Config
     packed: Packed
     inputs: list[Any]  # the kernel's parameter arrays, held until it has finished

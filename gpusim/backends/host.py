@@ -122,7 +122,7 @@ def run_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str,
 def run_summary_packed(packed: Packed, seed: int, start: int, stop: int, dtype: str
                        ) -> dict[str, np.ndarray]:
     """Raw summary-kernel outputs for paths [start, stop): the uint32 count arrays and
-    the per-path default months and total losses (`kernel_io.summary_buffers`)."""
+    the per-path results (`kernel_io.summary_buffers`)."""
     out = _zeros(kernel_io.summary_buffers(packed, stop - start, dtype))
     args = kernel_io.summary_arguments(packed.arrays(), packed, seed, start, stop, out)
     launch_host(kernel_io.kernel_name("summary", dtype), args)
@@ -170,6 +170,6 @@ class HostBackend(Backend):
 
     def summarize(self, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
         """The summary kernel's block, dense: its counts (as `unpack_summary` names them)
-        plus "default_month", "loss_total" and "nonfinite"."""
+        plus the per-path results (`outputs.PER_PATH`) and "nonfinite"."""
         raw = run_summary_packed(self.packed, seed, start, stop, self.config.dtype)
         return kernel_io.unpack_summary(raw) | {k: raw[k] for k in (*PER_PATH, "nonfinite")}

@@ -21,7 +21,7 @@ import numpy as np
 from gpusim import sketch
 from gpusim.backends import header
 from gpusim.backends.packing import Packed
-from gpusim.outputs import BY_NAME, FLAGS, sketch_name
+from gpusim.outputs import BY_NAME, FLAGS, PER_PATH, sketch_name
 
 OUTPUT_ENUMS = (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_"),
                 ("facility", "FacilityOutput", "AO_"))
@@ -128,6 +128,7 @@ def cube_buffers(packed: Packed, n: int, dtype: Any, record_flows: bool = False
         "facility": (header.count("FacilityOutput", "AO_"), months, n_facilities, n),
         "default_month": (n_firms, n),
         "loss_total": (n_facilities, n),
+        "exposure_at_default": (n_facilities, n),
     }
     if record_flows:
         shapes["flows"] = (header.count(*FLOW_ENUM), months, n_firms, n)
@@ -138,7 +139,8 @@ def cube_buffers(packed: Packed, n: int, dtype: Any, record_flows: bool = False
 def summary_buffers(packed: Packed, n: int, dtype: Any
                     ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """(shape, dtype) of a summary kernel's buffers: its uint32 counts (per block,
-    whatever its size) and the block's per-path default months and total losses."""
+    whatever its size) and the block's per-path results (`outputs.PER_PATH`): default
+    months, total losses and exposures at default."""
     months, buckets = packed.months, sketch.BUCKETS
     n_firms, _, n_facilities = packed.counts
     counts = np.dtype(np.uint32)
@@ -152,6 +154,7 @@ def summary_buffers(packed: Packed, n: int, dtype: Any
         "nonfinite": ((1,), counts),
         "default_month": ((n_firms, n), np.dtype(np.int32)),
         "loss_total": ((n_facilities, n), np.dtype(dtype)),
+        "exposure_at_default": ((n_facilities, n), np.dtype(dtype)),
     }
 
 
@@ -163,8 +166,7 @@ def unpack(raw: dict[str, Any]) -> dict[str, Any]:
         for v, name in enumerate(header.names(enum, prefix)):
             values = raw[key][v]  # flags travel as floats, become int8 here
             out[name] = values.astype(BY_NAME[name].dtype(str(values.dtype)), copy=False)
-    out["default_month"] = raw["default_month"]
-    out["loss_total"] = raw["loss_total"]
+    out |= {name: raw[name] for name in PER_PATH}
     if raw.get("flows") is not None:
         for v, name in enumerate(header.names(*FLOW_ENUM)):
             out[f"flow_{name}"] = raw["flows"][v]

@@ -167,7 +167,7 @@ class NativeBackend(Backend):
 
     def summarize(self, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
         """The summary kernel's block, dense: its counts (as `unpack_summary` names them)
-        plus "default_month", "loss_total" and "nonfinite"."""
+        plus the per-path results (`outputs.PER_PATH`) and "nonfinite"."""
         n = stop - start
         if n >= 2**31:
             raise InputError(f"block of {n:,} paths: summary counts are 32-bit; use blocks "

@@ -108,6 +108,8 @@ def _simulate_block(config: Config, seed: int, start: int, stop: int, xp: Module
         xp.empty((0, n), dtype=xp.int32)
     out["loss_total"] = (xp.stack([loss for f in firm_states for loss in f.loss])
                          if n_facilities else xp.empty((0, n), dtype=dtype))
+    out["exposure_at_default"] = (xp.stack([ead for f in firm_states for ead in f.ead])
+                                  if n_facilities else xp.empty((0, n), dtype=dtype))
     check_finite(out, start, xp)
     return out
 

@@ -32,8 +32,10 @@ market of that month, in MODEL.md's order:
    pledged to facilities with a claim are sold at V·(1 − haircut), and the proceeds plus
    the cash left after step 3 (unrestricted and posted) go to the claims by seniority; what
    is unpaid is the lender's loss. The seized GPUs are returned so that the market's
-   fire-sale term sees them next month. A defaulted firm stays defaulted: from then on its
-   flows, cash and debt are zero.
+   fire-sale term sees them next month. Each facility's exposure at default (EAD) is the
+   balance it entered the default month with (last month's closing balance, before this
+   month's draws). A defaulted firm stays defaulted: from then on its flows, cash and
+   debt are zero.
 
 Every month's cash change is the sum of the `FLOWS` terms, which can be recorded.
 """
@@ -206,6 +208,7 @@ class FirmState:
     rate: list[Any]  # fixed rate or margin [1/year]
     loss: list[Any]  # per facility, cumulative loss [USD]
     posted: list[Any]  # per facility, cash collateral held under margin calls [USD]
+    ead: list[Any]  # per facility, exposure at default: balance entering the default month
     flows: dict[str, Any] = field(default_factory=dict)
 
 
@@ -227,6 +230,7 @@ def initial_firm_state(spec: FirmSpec, n: int, dtype: Any, xp: ModuleType = np) 
         rate=[full(f.rate) for f in spec.facilities],
         loss=[full(0.0) for f in spec.facilities],
         posted=[full(0.0) for f in spec.facilities],
+        ead=[full(0.0) for f in spec.facilities],
     )
 
 
@@ -293,6 +297,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
     zero = xp.zeros_like(s.cash)
     real = s.cash.dtype.type  # constants enter in the state's precision, as in the kernel
     update_contracts(spec, s, m, t, u_renew, u_default, xp)
+    entering = list(s.balance)  # last month's closing balances: the exposure at default
 
     # 2. revenue and operating cost
     contracted, contract_revenue, secured_revenue = zero, zero, {}
@@ -379,6 +384,7 @@ def firm_month(spec: FirmSpec, s: FirmState, m: MarketNow, t: int, u_renew: list
         paid = xp.minimum(pool, claims[j])
         pool = pool - paid
         s.loss[j] = s.loss[j] + xp.where(defaults, claims[j] - paid, 0.0)
+        s.ead[j] = xp.where(defaults, entering[j], s.ead[j])
         s.balance[j] = xp.where(defaults | s.defaulted, 0.0, s.balance[j])
         s.posted[j] = xp.where(defaults | s.defaulted, 0.0, s.posted[j])
 

@@ -30,10 +30,15 @@ GOLDEN = {  # case: (overrides, sha256 of every output of paths [1000, 1300), se
 }
 
 
+ADDED_SINCE = {"exposure_at_default"}
+"""Outputs added after the digests were recorded (checked by their own tests)."""
+
+
 def digest(out: dict[str, np.ndarray]) -> str:
-    """sha256 (first 32 hex digits) over every output's name and raw bytes, by name."""
+    """sha256 (first 32 hex digits) over every output's name and raw bytes, by name, of
+    the outputs the digests were recorded with."""
     h = hashlib.sha256()
-    for name in sorted(out):
+    for name in sorted(set(out) - ADDED_SINCE):
         h.update(name.encode())
         h.update(np.ascontiguousarray(out[name]).tobytes())
     return h.hexdigest()[:32]

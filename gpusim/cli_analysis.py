@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import xarray as xr
 from rich.console import Console
 from rich.progress import Progress
 
 from gpusim.compare import compare
 from gpusim.errors import InputError
+from gpusim.results import summary_document
 from gpusim.store import open_store
 from gpusim.sweep import (
     open_sweep,
@@ -22,8 +25,10 @@ from gpusim.sweep import (
     plan_sweep,
     reverse_stress,
     run_sweep,
+    sweep_csv,
     sweep_document,
 )
+from gpusim.sweep_view import is_sweep, scenarios
 from gpusim.tables import print_compare, print_reverse
 
 
@@ -78,13 +83,30 @@ def store_labels(paths: Sequence[Path]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 
+def open_stores(paths: Sequence[Path]) -> tuple[list[xr.Dataset], list[str]]:
+    """Open every store (each checked before any work), a sweep's store as its scenarios
+    (labelled by scenario, prefixed by the store's name when several stores are given)."""
+    stores, labels = [], []
+    for path, label in zip(paths, store_labels(paths), strict=True):
+        ds = open_store(path)
+        if not is_sweep(ds):
+            stores.append(ds)
+            labels.append(label)
+            continue
+        for name, one in scenarios(ds):
+            stores.append(one)
+            labels.append(name if len(paths) == 1 else f"{label}[{name}]")
+    return stores, labels
+
+
 def cmd_compare(args: argparse.Namespace, console: Console) -> None:
-    """Compare stores against the first: paired when they share seed and paths."""
-    if len(args.stores) < 2:
+    """Compare stores against the first: paired when they share seed and paths. A sweep's
+    store counts as its scenarios (alone: its scenarios against its first)."""
+    stores, labels = open_stores(args.stores)
+    if len(stores) < 2:
         raise InputError(f"compare: got {len(args.stores)} store ({args.stores[0]}); expected "
-                         "two or more, the first being the baseline")
-    stores = [open_store(path) for path in args.stores]  # each checked before any work
-    doc = compare(stores, store_labels(args.stores))
+                         "two or more (or a sweep's store), the first being the baseline")
+    doc = compare(stores, labels)
     if args.format == "json":
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
@@ -112,3 +134,18 @@ def cmd_sweep(args: argparse.Namespace, console: Console,
     print_compare(sweep_document(ds, args.baseline), console)
     if target is not None:
         print_reverse(reverse_stress(ds, target), console)
+
+
+def summarize_sweep(ds: xr.Dataset, args: argparse.Namespace, console: Console) -> None:
+    """`gpusim summary` of a sweep's store: every scenario against the baseline (PD per
+    firm, EL per facility, paired errors) as tables, JSON (the sweep document with each
+    scenario's summary document under `summaries`) or tidy CSV."""
+    doc = sweep_document(ds, args.baseline)
+    if args.format == "json":
+        doc["summaries"] = [{"scenario": label} | summary_document(one)
+                            for label, one in scenarios(ds)]
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        sys.stdout.write(sweep_csv(ds, doc))
+    else:
+        print_compare(doc, console)

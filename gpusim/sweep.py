@@ -15,6 +15,8 @@ A sweep of k scenarios costs about k runs of the same paths, minus k − 1 start
 """
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
 import re
@@ -32,6 +34,7 @@ from gpusim.compare import compare
 from gpusim.config import Config, config_to_yaml, load_config, month_number
 from gpusim.errors import InputError
 from gpusim.plan import RunRequest, SweepGrid, check_run, execute
+from gpusim.results import CSV_COLUMNS, _row, rows, summary_document
 from gpusim.storage import root_attributes
 from gpusim.store import config_differences, open_store
 from gpusim.sweep_view import (
@@ -207,6 +210,35 @@ def sweep_document(ds: xr.Dataset, baseline: int | None = None) -> dict[str, Any
               "scenarios": [{"index": k, "name": name, "values": scenario_values(ds, k)}
                             for k, (name, _) in enumerate(runs)]}
     return doc | {"sweep": record}
+
+
+SWEEP_CSV_COLUMNS = ("scenario", *CSV_COLUMNS)
+
+
+def sweep_csv(ds: xr.Dataset, doc: dict[str, Any]) -> str:
+    """A sweep as tidy CSV: every scenario's summary rows (gpusim.results.rows) with its
+    label in a leading `scenario` column, then the differences of `doc` (sweep_document)
+    against its baseline: tables `pd_difference` and `expected_loss_difference`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SWEEP_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+
+    def put(label: str, record: dict[str, Any]) -> None:
+        writer.writerow({"scenario": label} | {k: "" if v is None else v
+                                               for k, v in record.items()})
+    for label, one in scenarios(ds):
+        for record in rows(summary_document(one)):
+            put(label, record)
+    for comparison in doc["comparisons"]:
+        for firm in comparison["firms"]:
+            put(comparison["store"], _row("pd_difference", firm["name"], firm["name"],
+                                          {"month": firm["month"]}, "pd_difference",
+                                          firm["difference"]))
+        for facility in comparison["facilities"]:
+            put(comparison["store"], _row("expected_loss_difference", facility["name"],
+                                          facility["firm"], {}, "expected_loss_difference",
+                                          facility["expected_loss"]["difference"]))
+    return buffer.getvalue()
 
 
 # --- reverse stress -------------------------------------------------------------------------

@@ -222,16 +222,15 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
     """`execute` once the store's lock is held; sets laid_out[0] once the store is there.
     A sweep runs its scenarios one after another on the same executor (process or
     cluster), each into its own slice of the store."""
-    with open_executor(r.config, r.device, r.workers, r.cuda_workers, r.scheduler
+    configs = (r.config,) if r.sweep is None else r.sweep.configs
+    with open_executor(configs[0], r.device, r.workers, r.cuda_workers, r.scheduler
                        ) as executor, quiet_zarr():
         plan = Plan.make(r, executor)
         store_id = plan.lay_out()
         laid_out[0] = True
-        if r.sweep is None:
-            run_blocks(plan, executor, r.config, store_id, None, report)
-        else:
-            for k, config in enumerate(r.sweep.configs):
-                run_blocks(plan, executor.with_config(config), config, store_id, k, report)
+        for k, config in enumerate(configs):
+            on = executor if k == 0 else executor.with_config(config)
+            run_blocks(plan, on, config, store_id, None if r.sweep is None else k, report)
         finished: dict[str, Any] = {"run_finished": now_iso()}
         if r.resume:
             finished["resumed_on"] = plan.device_name

@@ -27,15 +27,15 @@ class LocalExecutor:
     """Runs a config's blocks in this process, on the backend of the requested device."""
 
     def __init__(self, config: Config, device: str) -> None:
-        self.device = device
         self.backend: Backend = select_backend(config, device)
         self.device_name = self.backend.device_name
         self.kind = self.backend.device
         self.on_gpu = self.kind == "gpu"
 
     def with_config(self, config: Config) -> LocalExecutor:
-        """The same executor for another config (a sweep's next scenario)."""
-        return LocalExecutor(config, self.device)
+        """The same executor for another config (a sweep's next scenario), on the device
+        already chosen (so 'auto' resolves, and says so, once)."""
+        return LocalExecutor(config, self.kind)
 
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None:

@@ -189,14 +189,11 @@ def open_sweep(path: Path) -> xr.Dataset:
     return ds
 
 
-def scenario_values(ds: xr.Dataset, k: int) -> dict[str, Any]:
-    """The varied values of scenario `k`, as given."""
-    return {key: _value(ds, key, k) for key, _ in grid(ds)}
-
-
-def _value(ds: xr.Dataset, key: str, k: int) -> Any:
-    value = ds[key].values[k]
-    return value.item() if isinstance(value, np.generic) else value
+def scenario_values(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """Every scenario's varied values, as given, in store order (the grid's product)."""
+    keys = [k for k, _ in grid(ds)]
+    return [dict(zip(keys, point, strict=True))
+            for point in itertools.product(*(v for _, v in grid(ds)))]
 
 
 def sweep_document(ds: xr.Dataset, baseline: int | None = None) -> dict[str, Any]:
@@ -207,8 +204,9 @@ def sweep_document(ds: xr.Dataset, baseline: int | None = None) -> dict[str, Any
     order = [b, *(i for i in range(len(runs)) if i != b)]
     doc = compare([runs[i][1] for i in order], [runs[i][0] for i in order])
     record = {"schema": SCHEMA, "vary": [[k, v] for k, v in grid(ds)], "baseline": b,
-              "scenarios": [{"index": k, "name": name, "values": scenario_values(ds, k)}
-                            for k, (name, _) in enumerate(runs)]}
+              "scenarios": [{"index": k, "name": name, "values": values}
+                            for k, ((name, _), values) in enumerate(
+                                zip(runs, scenario_values(ds), strict=True))]}
     return doc | {"sweep": record}
 
 

@@ -104,6 +104,19 @@ def test_the_store_has_a_scenario_dimension(swept):
     assert blocks_done(out).shape == (2, 2) and blocks_done(out).all()
 
 
+def test_a_two_key_grid_has_both_keys_as_coordinates(config_file, tmp_path):
+    vary = parse_vary([f"{PRICE}=2.0,2.4", "switches.jumps=true,false"])
+    out = run_sweep(plan_sweep(config_file, vary, tmp_path / "grid.zarr", paths=100,
+                               block_paths=100, device="cpu", mode="summary"))
+    ds = open_sweep(out)
+    assert ds.sizes["scenario"] == 4
+    assert list(ds[PRICE].values) == [2.0, 2.0, 2.4, 2.4]
+    assert list(ds["switches.jumps"].values) == [True, False, True, False]
+    assert ds["scenario"].values[1] == f"{PRICE}=2.0, switches.jumps=False"
+    assert sweep_document(ds)["sweep"]["scenarios"][3]["values"] == {
+        PRICE: 2.4, "switches.jumps": False}
+
+
 @pytest.mark.parametrize(("mode", "device"), [("cube", "numpy"), ("cube", "cpu"),
                                               ("summary", "numpy"), ("summary", "cpu")])
 def test_every_scenario_is_the_plain_run_of_it(config_file, tmp_path, mode, device):

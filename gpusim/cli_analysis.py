@@ -62,7 +62,8 @@ def add_analysis_parsers(sub: Any, count: Callable[[str], int], seed: Callable[[
     p.add_argument("--baseline", type=int, default=0,
                    help="index of the scenario the others are compared with (default 0; "
                         "recorded in the store)")
-    p.add_argument("--reverse", default=None, metavar="FIRM,YYYY-MM,PD",
+    p.add_argument("--reverse", "--target", dest="reverse", default=None,
+                   metavar="FIRM,YYYY-MM,PD",
                    help="reverse stress: the value of the (one, numeric) varied key at which "
                         "FIRM's PD by the month crosses PD, with an interval")
     p.add_argument("--workers", type=count, default=None, metavar="N",

@@ -34,7 +34,7 @@ from gpusim.compare import compare
 from gpusim.config import Config, config_to_yaml, load_config, month_number
 from gpusim.errors import InputError
 from gpusim.plan import RunRequest, SweepGrid, check_run, execute
-from gpusim.results import CSV_COLUMNS, _row, rows, summary_document
+from gpusim.results import CSV_COLUMNS, csv_row, rows, summary_document
 from gpusim.storage import root_attributes
 from gpusim.store import config_differences, open_store
 from gpusim.sweep_view import (
@@ -229,11 +229,11 @@ def sweep_csv(ds: xr.Dataset, doc: dict[str, Any]) -> str:
             put(label, record)
     for comparison in doc["comparisons"]:
         for firm in comparison["firms"]:
-            put(comparison["store"], _row("pd_difference", firm["name"], firm["name"],
+            put(comparison["store"], csv_row("pd_difference", firm["name"], firm["name"],
                                           {"month": firm["month"]}, "pd_difference",
                                           firm["difference"]))
         for facility in comparison["facilities"]:
-            put(comparison["store"], _row("expected_loss_difference", facility["name"],
+            put(comparison["store"], csv_row("expected_loss_difference", facility["name"],
                                           facility["firm"], {}, "expected_loss_difference",
                                           facility["expected_loss"]["difference"]))
     return buffer.getvalue()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gpusim import lender, sketch, uncertainty
+from gpusim import lender, sketch, sweep_view, uncertainty
 from gpusim.outputs import BY_NAME, sketch_name
 from gpusim.uncertainty import is_summary
 from gpusim.uncertainty import largest as _largest
@@ -270,3 +270,32 @@ class GpusimAccessor:
     def loss_given_default(self) -> xr.Dataset:
         """Per facility: LGD and recovery-rate distributions over defaulted paths."""
         return lender.loss_given_default(self._ds)
+
+    # --- a sweep's store (gpusim.sweep_view) ---
+
+    def scenario(self, k: int) -> xr.Dataset:
+        """Scenario `k` of a sweep's store as a run store (its own config attached)."""
+        return sweep_view.scenario(self._ds, k)
+
+    def by_scenario(self) -> xr.Dataset:
+        """A sweep's cumulative PD by scenario, month and firm (`pd`, `pd_se`, `pd_ci_low`,
+        `pd_ci_high`) and expected loss by scenario and facility (`expected_loss`, ... [USD])."""
+        return xr.merge([_prefixed(sweep_view.default_probability(self._ds), "pd"),
+                         _prefixed(sweep_view.expected_loss(self._ds), "expected_loss")],
+                        combine_attrs="drop")
+
+    def versus(self, baseline: int | None = None) -> xr.Dataset:
+        """A sweep's differences against scenario `baseline` (None: the recorded one):
+        `pd_difference` by scenario, month and firm and `expected_loss_difference` by
+        scenario and facility, each with its paired `_se`, `_ci_low`, `_ci_high`."""
+        pd = sweep_view.default_probability_difference(self._ds, baseline)
+        el = sweep_view.expected_loss_difference(self._ds, baseline)
+        return xr.merge([_prefixed(pd, "pd_difference"),
+                         _prefixed(el, "expected_loss_difference")], combine_attrs="drop"
+                        ).assign_attrs(baseline=pd.attrs["baseline"])
+
+
+def _prefixed(estimate: xr.Dataset, name: str) -> xr.Dataset:
+    """value → name, se → name_se, ci_low → name_ci_low, ci_high → name_ci_high."""
+    return estimate.rename({v: name if v == "value" else f"{name}_{v}"
+                            for v in estimate.data_vars})

@@ -33,7 +33,13 @@ from rich.table import Table
 from rich.text import Text
 
 from gpusim.analysis import headline_months
-from gpusim.cli_analysis import add_analysis_parsers, cmd_compare, cmd_sweep, store_labels
+from gpusim.cli_analysis import (
+    add_analysis_parsers,
+    cmd_compare,
+    cmd_sweep,
+    open_stores,
+    summarize_sweep,
+)
 from gpusim.cli_args import CONFIG_HELP, Parser, config_source, count_up_to, seed
 from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.cube import MAX_PATHS
@@ -52,6 +58,7 @@ from gpusim.scenarios import configs_dir, copy_scenario, scenario_path, scenario
 from gpusim.schema import schema_text
 from gpusim.storage import OutOfSpace, check_writable_folder
 from gpusim.store import open_store
+from gpusim.sweep_view import is_sweep
 from gpusim.tables import print_credit, print_lender, print_market
 from gpusim.target import stop_note, with_target
 from gpusim.version import __version__
@@ -116,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "json", "csv"],
                    help="table (default): rich tables; json: the document of "
                         "docs/results.md; csv: the same numbers as tidy rows")
+    p.add_argument("--baseline", type=int, default=None, metavar="K",
+                   help="a sweep's store: the scenario the others are compared with "
+                        "(default: the one recorded)")
 
     add_analysis_parsers(sub, count_up_to(MAX_PATHS, "MAX_PATHS"), seed)
 
@@ -263,6 +273,8 @@ def print_credit_summary(ds, console: Console) -> None:
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:
     """Print a store's headline numbers as tables, JSON (docs/results.md) or tidy CSV."""
     ds = open_store(args.store)
+    if is_sweep(ds):
+        return summarize_sweep(ds, args, console)
     doc = summary_document(ds)
     if args.format == "json":
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -286,8 +298,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"--out {str(out)!r} is a non-empty folder; pass --overwrite to write "
                          "the report into it anyway, or choose an empty or new folder")
-    stores = [open_store(path) for path in args.stores]  # each checked before any work
-    labels = store_labels(args.stores)
+    stores, labels = open_stores(args.stores)  # a sweep's store: its scenarios, overlaid
     index = write_report(stores[0], out, list(zip(labels[1:], stores[1:], strict=True)),
                          label=labels[0])
     console.print(f"wrote {index}", markup=False, highlight=False, soft_wrap=True)

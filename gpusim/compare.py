@@ -42,9 +42,7 @@ def difference(x: xr.DataArray, y: xr.DataArray, paired: bool, se_x: Any, se_y: 
     `paired`, else the independent √(se_x² + se_y²); a normal 95% interval."""
     value = float(x.mean("path") - y.mean("path"))
     if paired:
-        d = (x - y).astype("float64")
-        n = x.sizes["path"]
-        se = float(d.std("path", ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+        se = float(uncertainty.paired_difference(x, y)["se"])
     else:
         se = float(np.hypot(se_x, se_y))
     return {"value": number(value), "se": number(se),

@@ -56,7 +56,9 @@ def opening_balances(ds: xr.Dataset) -> xr.DataArray:
     """Each facility's drawn balance at the start month [USD], from the resolved config."""
     from gpusim.config import config_from_dict  # pydantic loads here, not with `import gpusim`
 
-    config = config_from_dict(yaml.safe_load(ds.attrs["config"]))
+    one = "scenario_config" in ds.coords and ds["scenario_config"].ndim == 0
+    text = str(ds["scenario_config"].values) if one else ds.attrs["config"]  # a sweep's
+    config = config_from_dict(yaml.safe_load(text))  # scenario, selected, has its own
     values = [f.balance for firm in config.firms for f in firm.facilities]
     return xr.DataArray(values, dims="facility", coords={"facility": ds["facility"]})
 

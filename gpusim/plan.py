@@ -78,6 +78,7 @@ class RunRequest:
     cuda_workers: bool
     scheduler: str | None
     growth: Growth | None = None  # stop early (gpusim.target); `paths` is then the cap
+    sweep: SweepGrid | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,19 @@ class Growth:
 
     want: Callable[[Path, int], int]
     attrs: Callable[[Path, int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """A sweep's scenarios, run into one store along a leading `scenario` dimension (see
+    gpusim.sweep, which checks and builds it): each scenario's config (same dimensions as
+    the run's), the `scenario` coordinates to lay out, the identity a resumed sweep must
+    share beside the run's (its grid), and further root attributes."""
+
+    configs: tuple[Config, ...]
+    coords: dict[str, Any]
+    identity: dict[str, Any]
+    attrs: dict[str, Any]
 
 
 def check_output(out: Path, overwrite: bool, resume: bool) -> None:
@@ -167,6 +181,8 @@ class Plan:
         r = request
         block_paths = r.block_paths or default_block_paths(executor.on_gpu, r.mode)
         identity = run_identity(r.config, r.seed, r.paths, block_paths, r.mode, executor.kind)
+        if r.sweep is not None:
+            identity |= r.sweep.identity
         return cls(request, block_paths, blocks(r.paths, block_paths), identity,
                    executor.device_name)
 
@@ -180,8 +196,10 @@ class Plan:
         store_id = uuid.uuid4().hex
         attrs = provenance(r.config, r.seed, r.paths, self.device_name) | self.identity | {
             "config_given": r.source, "run_started": now_iso(), STORE_ID: store_id}
+        attrs |= {} if r.sweep is None else r.sweep.attrs
         staged = staging_path(r.out)  # laid out beside, renamed into place when whole
-        create_layout(staged, r.config, r.paths, self.block_paths, attrs, r.mode)
+        create_layout(staged, r.config, r.paths, self.block_paths, attrs, r.mode,
+                      None if r.sweep is None else r.sweep.coords)
         replace_store(staged, r.out)
         return store_id
 
@@ -214,38 +232,56 @@ def execute(request: RunRequest, on_block: Callable[[int], None] | None = None) 
 
 def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list[bool]
                     ) -> None:
-    """`execute` once the store's lock is held; sets laid_out[0] once the store is there."""
-    with open_executor(r.config, r.device, r.workers, r.cuda_workers, r.scheduler
+    """`execute` once the store's lock is held; sets laid_out[0] once the store is there.
+    A sweep runs its scenarios one after another on the same executor (process or
+    cluster), each into its own slice of the store."""
+    configs = (r.config,) if r.sweep is None else r.sweep.configs
+    with open_executor(configs[0], r.device, r.workers, r.cuda_workers, r.scheduler
                        ) as executor, quiet_zarr():
         plan = Plan.make(r, executor)
         store_id = plan.lay_out()
         laid_out[0] = True
-        record = progress(r.out, r.config, r.mode)
-        todo = [b for b in plan.blocks if b.index not in record.done]
-        for block in plan.blocks:
-            if block.index in record.done:
-                report(block.paths)
-
-        def done(block: Block, result: Any) -> None:
-            record.record(block.index, result)
-            report(block.paths)
-
-        task = task_for(r.mode, r.out, r.seed, store_id)
-        if r.growth is None:
-            executor.run(task, todo, done)
-            record.finish()
-            finished = {}
-        else:  # shrunk last: until then a resume of the same command finds its layout
-            paths = _grow(r, plan.block_paths, lambda batch: executor.run(task, batch, done),
-                          todo)
-            record.finish()
+        for k, config in enumerate(configs):
+            on = executor if k == 0 else executor.with_config(config)
+            paths = run_blocks(plan, on, config, store_id, None if r.sweep is None else k,
+                               report)
+        finished: dict[str, Any] = {}
+        if r.growth is not None:  # shrunk last: until then a resume finds its layout
             finished = r.growth.attrs(r.out, paths)
             if paths < r.paths:
                 shrink_paths(r.out, r.config, paths, plan.block_paths, r.mode)
         finished["run_finished"] = now_iso()
         if r.resume:
             finished["resumed_on"] = plan.device_name
+        if r.sweep is not None:
+            finished |= r.sweep.attrs  # e.g. the baseline a resumed sweep was asked for
         mark_finished(r.out, finished)
+
+
+def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | None,
+               scenario: int | None, report: Callable[[int], None]) -> int:
+    """Run the blocks of `config` not yet done (of scenario `scenario`, in a sweep's
+    store), record each as it is written, then finish its record. Returns the paths run:
+    the request's, or fewer where its growth (gpusim.target) stopped early."""
+    r = plan.request
+    record = progress(r.out, config, r.mode, scenario)
+    todo = [b for b in plan.blocks if b.index not in record.done]
+    for block in plan.blocks:
+        if block.index in record.done:
+            report(block.paths)
+
+    def done(block: Block, result: Any) -> None:
+        record.record(block.index, result)
+        report(block.paths)
+
+    task = task_for(r.mode, r.out, r.seed, store_id, scenario)
+    if r.growth is None:
+        executor.run(task, todo, done)
+        paths = r.paths
+    else:
+        paths = _grow(r, plan.block_paths, lambda batch: executor.run(task, batch, done), todo)
+    record.finish()
+    return paths
 
 
 def _grow(r: RunRequest, block_paths: int, run_blocks: Callable[[list[Block]], None],

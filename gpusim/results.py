@@ -203,19 +203,19 @@ def rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The document as tidy rows (CSV_COLUMNS): one estimate per row."""
     for entry in doc["market"]:
         for q in entry["quantiles"]:
-            yield _row("market", entry["variable"], "", entry, f"q{q['q']:g}", q)
+            yield csv_row("market", entry["variable"], "", entry, f"q{q['q']:g}", q)
     for firm in doc.get("firms", []):
         for statistic in ("pd", "marginal_pd", "ltv_breach"):
             for point in firm[statistic]:
-                yield _row(statistic, firm["name"], firm["name"], point, statistic, point)
+                yield csv_row(statistic, firm["name"], firm["name"], point, statistic, point)
     for firm in doc.get("firms", []):
         for point in firm.get("default_timing", []):
             for statistic in ("probability", "hazard"):
-                yield _row("default_timing", firm["name"], firm["name"],
+                yield csv_row("default_timing", firm["name"], firm["name"],
                            {"month": f"year {point['year']}"}, statistic, point[statistic])
     for facility in doc.get("facilities", []):
         for statistic in ("expected_loss", "var_99", "es_975"):
-            yield _row("losses", facility["name"], facility["firm"], {}, statistic,
+            yield csv_row("losses", facility["name"], facility["firm"], {}, statistic,
                        facility[statistic])
         yield from facility_view_rows(facility)
 
@@ -224,15 +224,16 @@ def facility_view_rows(facility: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """A facility's exposure and loss-by-year-of-default rows."""
     name, firm = facility["name"], facility["firm"]
     for point in facility.get("exposure", {}).get("months", []):
-        yield _row("exposure", name, firm, point, "ee", point["ee"])
-        yield _row("exposure", name, firm, point, "pfe", point["pfe"])
+        yield csv_row("exposure", name, firm, point, "ee", point["ee"])
+        yield csv_row("exposure", name, firm, point, "pfe", point["pfe"])
     for point in facility.get("loss_by_default_year", []):
-        yield _row("loss_by_default_year", name, firm, {"month": f"year {point['year']}"},
+        yield csv_row("loss_by_default_year", name, firm, {"month": f"year {point['year']}"},
                    "expected_loss", point)
 
 
-def _row(table: str, name: str, firm: str, where: dict[str, Any], statistic: str,
-         value: dict[str, Any]) -> dict[str, Any]:
+def csv_row(table: str, name: str, firm: str, where: dict[str, Any], statistic: str,
+            value: dict[str, Any]) -> dict[str, Any]:
+    """One estimate `value` ({value, se, ci}) as a tidy row of CSV_COLUMNS."""
     low, high = value.get("ci", [None, None])
     return {"table": table, "name": name, "firm": firm, "month": where.get("month", ""),
             "month_index": where.get("month_index", ""), "statistic": statistic,

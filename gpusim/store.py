@@ -106,7 +106,7 @@ def check_resumable(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
                          "start it again with --overwrite")
     with quiet_zarr():
         attrs = dict(zarr.open_group(out, mode="r").attrs)
-    differs = [key for key in IDENTITY if attrs.get(key) != identity[key]]
+    differs = [key for key in identity if attrs.get(key) != identity[key]]
     if differs:
         lines = []
         for key in differs:
@@ -164,10 +164,16 @@ def config_differences(stored: Any, current: Any) -> list[str]:
 # --- layout ---------------------------------------------------------------------------------
 
 def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs: dict,
-                  mode: str) -> None:
-    """Write the store's metadata and coordinates, every data chunk still empty."""
+                  mode: str, scenario_coords: dict[str, Any] | None = None) -> None:
+    """Write the store's metadata and coordinates, every data chunk still empty.
+
+    `scenario_coords` (a sweep's store): coordinates along a leading `scenario` dimension,
+    one of them named "scenario"; every data variable then gains that dimension, chunked
+    1 along it, so each (scenario, block) is its own chunk-aligned region."""
     sizes = dimension_sizes(config, paths)
     block = min(block_paths, paths)
+    lead = () if scenario_coords is None else ("scenario",)
+    n_scenarios = 0 if scenario_coords is None else len(scenario_coords["scenario"][1])
     data_vars, encoding = {}, {}
     if mode == "cube":
         variables = {name: (BY_NAME[name].dims, output_dtype(name, config),
@@ -177,9 +183,12 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
     for name, (dims, dtype, var_attrs) in variables.items():
         shape = tuple(sizes[d] for d in dims)
         chunks = (block, *shape[1:]) if dims[0] == "path" else shape
-        data_vars[name] = (dims, da.zeros(shape, chunks=chunks, dtype=dtype), var_attrs)
+        if lead:
+            shape, chunks = (n_scenarios, *shape), (1, *chunks)
+        data_vars[name] = ((*lead, *dims), da.zeros(shape, chunks=chunks, dtype=dtype),
+                           var_attrs)
         encoding[name] = {"chunks": chunks, "compressors": [COMPRESSOR]}
-    coords = cube_coords(config, np.arange(paths, dtype=np.int64))
+    coords = cube_coords(config, np.arange(paths, dtype=np.int64)) | (scenario_coords or {})
     if mode == "summary":
         coords["bucket"] = ("bucket", sketch.representative(np.arange(sketch.BUCKETS)),
                             {"long_name": "value a sketch bucket stands for",
@@ -189,9 +198,10 @@ def create_layout(out: Path, config: Config, paths: int, block_paths: int, attrs
     template.to_zarr(out, mode="w", compute=False, zarr_format=3, consolidated=False,
                      encoding=encoding)
     n_blocks = len(range(0, paths, block_paths))
+    shape = (n_blocks,) if not lead else (n_scenarios, n_blocks)
     group = zarr.open_group(out, mode="r+")
     group.create_group(CONTROL_GROUP).create_array(
-        "blocks_done", shape=(n_blocks,), chunks=(1,), dtype="int8", fill_value=0)
+        "blocks_done", shape=shape, chunks=(1,) * len(shape), dtype="int8", fill_value=0)
 
 
 def shrink_paths(out: Path, config: Config, paths: int, block_paths: int, mode: str) -> None:
@@ -244,42 +254,57 @@ def check_store_id(out: Path, store_id: str | None) -> None:
 
 
 def write_region(out: Path, ds: xr.Dataset, start: int, stop: int,
-                 store_id: str | None = None) -> None:
+                 store_id: str | None = None, scenario: int | None = None) -> None:
     """Write one block's per-path data into its (chunk-aligned) region of the store, if
-    it is still the store laid out as `store_id` (see `check_store_id`)."""
+    it is still the store laid out as `store_id` (see `check_store_id`); in a sweep's
+    store, into scenario `scenario`'s slice."""
     check_store_id(out, store_id)
     data = ds.drop_vars(list(ds.coords))  # coordinates are written once, with the layout
-    data.to_zarr(out, region={"path": slice(start, stop)}, zarr_format=3, consolidated=False)
+    region = {"path": slice(start, stop)}
+    if scenario is not None:
+        data = data.expand_dims(scenario=1)
+        region = {"scenario": slice(scenario, scenario + 1)} | region
+    data.to_zarr(out, region=region, zarr_format=3, consolidated=False)
 
 
-def blocks_done(out: Path) -> np.ndarray:
+def blocks_done(out: Path, scenario: int | None = None) -> np.ndarray:
+    """Which blocks are written (of scenario `scenario`, in a sweep's store)."""
     with quiet_zarr():
-        return zarr.open_array(out / CONTROL_GROUP / "blocks_done", mode="r")[:].astype(bool)
+        done = zarr.open_array(out / CONTROL_GROUP / "blocks_done", mode="r")
+        return (done[:] if scenario is None else done[scenario]).astype(bool)
 
 
-def mark_done(out: Path, blocks: list[int]) -> None:
+def mark_done(out: Path, blocks: list[int], scenario: int | None = None) -> None:
     array = zarr.open_array(out / CONTROL_GROUP / "blocks_done", mode="r+")
     for b in blocks:
-        array[b] = 1
+        array[(b,) if scenario is None else (scenario, b)] = 1
 
 
 # --- summary accumulation -------------------------------------------------------------------
 
+def checkpoint_path(out: Path, scenario: int | None = None) -> Path:
+    """The summary checkpoint of a run (of scenario `scenario`, in a sweep's store)."""
+    return out / (CHECKPOINT if scenario is None
+                  else CHECKPOINT.replace(".npz", f"_scenario_{scenario}.npz"))
+
+
 @dataclass
 class Summary:
-    """Sketches and counts of the blocks folded in so far (their indices in `blocks`)."""
+    """Sketches and counts of the blocks folded in so far (their indices in `blocks`), of
+    one run, or of scenario `scenario` of a sweep's store."""
 
     counts: dict[str, np.ndarray]
     blocks: set[int] = field(default_factory=set)
+    scenario: int | None = None
     _saved_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def empty(cls, config: Config) -> Summary:
+    def empty(cls, config: Config, scenario: int | None = None) -> Summary:
         sizes = dimension_sizes(config)
         counts = {name: np.zeros(tuple(sizes[d] for d in dims), dtype=np.int64)
                   for name, (dims, _, _) in summary_variables(config).items()
                   if name not in PER_PATH}
-        return cls(counts)
+        return cls(counts, scenario=scenario)
 
     def add(self, block: int, counts: dict[str, SparseCounts]) -> None:
         """Fold one block's sparse counts in; a block is folded in once."""
@@ -292,16 +317,20 @@ class Summary:
     def checkpoint_if_due(self, out: Path) -> None:
         """Save the sketches (and mark their blocks done) if CHECKPOINT_SECONDS have passed."""
         if time.monotonic() - self._saved_at > CHECKPOINT_SECONDS:
-            self.save(out / CHECKPOINT)
-            mark_done(out, sorted(self.blocks))
+            self.save(checkpoint_path(out, self.scenario))
+            mark_done(out, sorted(self.blocks), self.scenario)
             self._saved_at = time.monotonic()
 
     def finish(self, out: Path) -> None:
         """Write the sketches and counts into the store, mark every block done."""
         for name, counts in self.counts.items():
-            zarr.open_array(out / name, mode="r+")[...] = counts
-        mark_done(out, sorted(self.blocks))
-        (out / CHECKPOINT).unlink(missing_ok=True)
+            array = zarr.open_array(out / name, mode="r+")
+            if self.scenario is None:
+                array[...] = counts
+            else:
+                array[self.scenario] = counts
+        mark_done(out, sorted(self.blocks), self.scenario)
+        checkpoint_path(out, self.scenario).unlink(missing_ok=True)
 
     def save(self, path: Path) -> None:
         """Write a checkpoint atomically (a crash leaves the previous one whole)."""
@@ -312,8 +341,8 @@ class Summary:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, config: Config) -> Summary:
-        summary = cls.empty(config)
+    def load(cls, path: Path, config: Config, scenario: int | None = None) -> Summary:
+        summary = cls.empty(config, scenario)
         if path.is_file():
             with np.load(path) as saved:
                 summary.counts = {k: saved[k] for k in summary.counts}
@@ -322,13 +351,13 @@ class Summary:
 
 
 def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, stop: int,
-                   store_id: str | None = None) -> None:
+                   store_id: str | None = None, scenario: int | None = None) -> None:
     """Write a summary block's exact per-path variables into their region of the store."""
     per_path = xr.Dataset({
         name: (BY_NAME[name].dims, to_path_major(block.per_path[name], BY_NAME[name].dims))
         for name in PER_PATH if name in output_names(config)})
     if per_path.data_vars:
-        write_region(out, per_path, start, stop, store_id)
+        write_region(out, per_path, start, stop, store_id, scenario)
     else:
         check_store_id(out, store_id)
 
@@ -336,15 +365,15 @@ def write_per_path(out: Path, config: Config, block: BlockSummary, start: int, s
 # --- completion -----------------------------------------------------------------------------
 
 class CubeProgress:
-    """Which blocks of a cube store are written: one flag per block in the control group,
-    set once the block's region write has returned."""
+    """Which blocks of a cube store (of one scenario of a sweep's) are written: one flag
+    per block in the control group, set once the block's region write has returned."""
 
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.done = set(map(int, blocks_done(out).nonzero()[0]))
+    def __init__(self, out: Path, scenario: int | None = None) -> None:
+        self.out, self.scenario = out, scenario
+        self.done = set(map(int, blocks_done(out, scenario).nonzero()[0]))
 
     def record(self, block: int, result: Any) -> None:
-        mark_done(self.out, [block])
+        mark_done(self.out, [block], self.scenario)
         self.done.add(block)
 
     def finish(self) -> None:
@@ -353,11 +382,18 @@ class CubeProgress:
 
 class SummaryProgress:
     """Which blocks a summary store's sketches hold: those of the checkpoint, then those
-    folded in (`record` with the block's sparse counts); `finish` writes the sketches."""
+    folded in (`record` with the block's sparse counts); `finish` writes the sketches.
+    Every block marked done and no checkpoint: the sketches are already written (`finish`
+    marks the blocks only after writing them, and removes the checkpoint last)."""
 
-    def __init__(self, out: Path, config: Config) -> None:
+    def __init__(self, out: Path, config: Config, scenario: int | None = None) -> None:
         self.out = out
-        self.summary = Summary.load(out / CHECKPOINT, config)
+        path = checkpoint_path(out, scenario)
+        marked = blocks_done(out, scenario)
+        self.written = not path.is_file() and bool(marked.all())
+        self.summary = Summary.load(path, config, scenario)
+        if self.written:
+            self.summary.blocks = set(range(len(marked)))
         self.done = self.summary.blocks
 
     def record(self, block: int, counts: dict[str, SparseCounts]) -> None:
@@ -365,12 +401,16 @@ class SummaryProgress:
         self.summary.checkpoint_if_due(self.out)
 
     def finish(self) -> None:
-        self.summary.finish(self.out)
+        if not self.written:
+            self.summary.finish(self.out)
 
 
-def progress(out: Path, config: Config, mode: str) -> CubeProgress | SummaryProgress:
-    """The completion record of a laid-out store of `mode`."""
-    return SummaryProgress(out, config) if mode == "summary" else CubeProgress(out)
+def progress(out: Path, config: Config, mode: str, scenario: int | None = None
+             ) -> CubeProgress | SummaryProgress:
+    """The completion record of a laid-out store of `mode` (of one of its scenarios)."""
+    if mode == "summary":
+        return SummaryProgress(out, config, scenario)
+    return CubeProgress(out, scenario)
 
 
 def mark_finished(out: Path, attrs: dict[str, Any]) -> None:

@@ -1,22 +1,27 @@
 """Sensitivities with common random numbers: a grid of scenarios run on the same seed and
 paths, so every scenario sees the same random draws path by path and the differences
-between them are measured on matched pairs (gpusim.compare).
+between them are measured on matched pairs (gpusim.sweep_view, gpusim.compare).
 
 `plan_sweep` checks everything first (each `--vary KEY=V1,V2,...`, every scenario's config,
-every output store) and raises InputError before anything is written. `run_sweep` then
-runs the scenarios one after another through gpusim.plan's `check_run` and `execute` into
-one folder: one store per scenario (`scenario_000.zarr`, ...) and `sweep.json`, the
-manifest of the grid. `--resume` skips the finished scenarios and resumes the unfinished
-one. A sweep of k scenarios costs k runs of the same paths.
+that the scenarios share the store's dimensions, the output store) and raises InputError
+before anything is written. `run_sweep` then carries the sweep out through gpusim.plan's
+`execute`, the same path as `gpusim run` (lock, layout beside and rename, resume identity,
+executors): into ONE zarr store in which every variable has a leading `scenario`
+dimension, chunked 1 along it, so each (scenario, block) is its own region write and its
+own "done" flag. `--resume` redoes only the unfinished (scenario, block) pairs; a resume
+with another grid, seed, paths, mode or base config is refused. Scenario k of the store
+holds the same bits as a plain run of its config (same seed, paths and block size).
+A sweep of k scenarios costs about k runs of the same paths, minus k − 1 start-ups.
 """
-
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +29,24 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from gpusim import uncertainty
+from gpusim import sweep_view
 from gpusim.compare import compare
-from gpusim.config import Config, load_config, month_number
+from gpusim.config import Config, config_to_yaml, load_config, month_number
 from gpusim.errors import InputError
-from gpusim.plan import RunRequest, check_run, execute
-from gpusim.store import is_store, open_store
-
-SCHEMA = "gpusim.sweep/1"
-MANIFEST = "sweep.json"
+from gpusim.plan import RunRequest, SweepGrid, check_run, execute
+from gpusim.results import CSV_COLUMNS, csv_row, rows, summary_document
+from gpusim.storage import root_attributes
+from gpusim.store import config_differences, open_store
+from gpusim.sweep_view import (
+    BASELINE_ATTR,
+    CONFIG_COORD,
+    SCHEMA,
+    SWEEP_ATTR,
+    baseline_index,
+    grid,
+    is_sweep,
+    scenarios,
+)
 
 
 def parse_vary(texts: Sequence[str]) -> list[tuple[str, list[Any]]]:
@@ -57,120 +71,172 @@ def parse_vary(texts: Sequence[str]) -> list[tuple[str, list[Any]]]:
     return out
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One point of the grid: its varied values and its run, checked."""
-
-    name: str
-    values: dict[str, Any]
-    request: RunRequest
-
-
 def scenario_name(values: dict[str, Any]) -> str:
     """A scenario's label: "key=value, key2=value2"."""
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
+RESERVED = ("scenario", CONFIG_COORD, "path", "month", "firm", "facility", "facility_firm",
+            "bucket")
+"""Coordinate names of a sweep's store that a varied key may not take."""
+
+
 def plan_sweep(config_path: Path, vary: list[tuple[str, list[Any]]], out: Path,
                overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
-               **run_args: Any) -> list[Scenario]:
-    """Every scenario of the grid with its checked run (`run_args`: paths, seed, mode,
-    block_paths, device, ... as gpusim.plan.check_run takes them); nothing is written."""
-    check_folder(out, vary, run_args, resume, overwrite)
-    scenarios = []
+               baseline: int = 0, **run_args: Any) -> RunRequest:
+    """The sweep's checked run (`run_args`: paths, seed, mode, block_paths, device,
+    workers, ... as gpusim.plan.check_run takes them); nothing is written."""
     keys = [k for k, _ in vary]
-    for i, point in enumerate(itertools.product(*(v for _, v in vary))):
-        values = dict(zip(keys, point, strict=True))
-        sets = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())]
-        config = load_config(config_path, sets)
-        store = out / f"scenario_{i:03d}.zarr"
-        request = check_run(config, store, overwrite=overwrite,
-                            resume=resume and is_store(store),
-                            source=f"# {config_path}\n# --set " + " --set ".join(sets),
-                            **run_args)
-        scenarios.append(Scenario(scenario_name(values), values, request))
-    return scenarios
-
-
-def manifest(vary: list[tuple[str, list[Any]]], run_args: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a sweep: the grid and the run's seed, paths and mode."""
-    return {"schema": SCHEMA, "vary": [[k, v] for k, v in vary],
-            "seed": run_args.get("seed", 0), "paths": run_args.get("paths", 10_000),
-            "mode": run_args.get("mode", "cube")}
-
-
-def check_folder(out: Path, vary: list[tuple[str, list[Any]]], run_args: dict[str, Any],
-                 resume: bool, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless resuming the same sweep or overwriting one."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} exists and is not a folder; a sweep writes a "
-                         "folder of stores")
-    if not out.is_dir() or not any(out.iterdir()):
-        if resume:
-            raise InputError(f"--resume: {str(out)!r} holds no sweep to resume")
-        return
-    recorded = out / MANIFEST
-    if not recorded.is_file():
-        raise InputError(f"--out {str(out)!r} is a non-empty folder without {MANIFEST}: not "
-                         "a sweep; choose an empty or new folder")
-    if resume:
-        found = json.loads(recorded.read_text())
-        wanted = json.loads(json.dumps(manifest(vary, run_args)))
-        differ = [f"{k} {found.get(k)!r} (asked {v!r})" for k, v in wanted.items()
-                  if found.get(k) != v]
-        if differ:
-            raise InputError(f"--resume: {str(out)!r} is a different sweep: it has "
-                             + ", ".join(differ) + "; resume with the same arguments")
-    elif not overwrite:
-        raise InputError(f"--out {str(out)!r} already holds a sweep; pass --resume to finish "
-                         "it or --overwrite to replace it")
-
-
-def finished(store: Path) -> bool:
-    """Whether a scenario's store is a finished run."""
-    try:
-        open_store(store)
-    except InputError:
-        return False
-    return True
-
-
-def run_sweep(scenarios: list[Scenario], vary: list[tuple[str, list[Any]]], out: Path,
-              run_args: dict[str, Any], on_block: Callable[[int], None] | None = None
-              ) -> Path:
-    """Run every scenario not yet finished into `out`, after writing the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
-    record = manifest(vary, run_args) | {"scenarios": [
-        {"name": s.name, "values": s.values, "store": s.request.out.name} for s in scenarios]}
-    (out / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
-    for scenario in scenarios:
-        if not (scenario.request.resume and finished(scenario.request.out)):
-            execute(scenario.request, on_block)
-        elif on_block is not None:
-            on_block(scenario.request.paths)
-    return out
-
-
-def open_sweep(out: Path) -> tuple[dict[str, Any], list[xr.Dataset]]:
-    """A finished sweep's manifest and its scenarios' stores, in grid order."""
-    recorded = Path(out) / MANIFEST
-    if not recorded.is_file():
-        raise InputError(f"{str(out)!r} is not a sweep folder (no {MANIFEST})")
-    record = json.loads(recorded.read_text())
-    return record, [open_store(Path(out) / s["store"]) for s in record["scenarios"]]
-
-
-def sweep_document(out: Path, baseline: int = 0) -> dict[str, Any]:
-    """Every scenario against the baseline (by index): PDs and losses with paired errors
-    (the scenarios share seed and paths), as gpusim.compare's document plus the grid."""
-    record, stores = open_sweep(out)
-    names = [s["name"] for s in record["scenarios"]]
-    if not 0 <= baseline < len(stores):
+    clash = [k for k in keys if k in RESERVED]
+    if clash:
+        raise InputError(f"--vary {clash[0]}: {clash[0]!r} names a coordinate of the store, "
+                         "not a config key; vary a dotted config key")
+    points = [dict(zip(keys, point, strict=True))
+              for point in itertools.product(*(v for _, v in vary))]
+    if isinstance(baseline, bool) or not 0 <= baseline < len(points):
         raise InputError(f"--baseline {baseline}: expected a scenario index from 0 to "
-                         f"{len(stores) - 1}")
-    order = [baseline, *(i for i in range(len(stores)) if i != baseline)]
-    doc = compare([stores[i] for i in order], [names[i] for i in order])
+                         f"{len(points) - 1}")
+    base = load_config(config_path, list(overrides))
+    configs = []
+    for values in points:
+        sets = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())]
+        configs.append(load_config(config_path, sets))
+        check_same_dimensions(base, configs[-1], scenario_name(values))
+    identity = {SWEEP_ATTR: json.dumps({"schema": SCHEMA, "vary": [[k, v] for k, v in vary]})}
+    if resume:
+        check_same_sweep(Path(out), base, identity, run_args)
+    given = " ".join(f"--vary {k}={','.join(map(str, v))}" for k, v in vary)
+    request = check_run(base, out, overwrite=overwrite, resume=resume,
+                        source=f"# {config_path}\n# " + " ".join(
+                            [*(f"--set {o}" for o in overrides), given]), **run_args)
+    grid = SweepGrid(tuple(configs), scenario_coords(vary, points, configs), identity,
+                     {BASELINE_ATTR: baseline})
+    return replace(request, sweep=grid)
+
+
+def check_same_dimensions(base: Config, config: Config, label: str) -> None:
+    """InputError unless scenario `label` keeps the store's dimensions and coordinates
+    (months, firms, facilities, dtype): the scenarios share one store."""
+    def shape(c: Config) -> dict[str, Any]:
+        return {"start": c.start, "horizon_months": c.horizon_months, "dtype": c.dtype,
+                "firms": [f.name for f in c.firms],
+                "facilities": [[x.name for x in f.facilities] for f in c.firms]}
+    differs = [k for k, v in shape(base).items() if shape(config)[k] != v]
+    if differs:
+        raise InputError(f"--vary: scenario {label!r} changes {', '.join(differs)}; the "
+                         "scenarios of a sweep share one store, so they must keep its months, "
+                         "firms, facilities and dtype (run such variants as separate runs)")
+
+
+def scenario_coords(vary: list[tuple[str, list[Any]]], points: list[dict[str, Any]],
+                    configs: list[Config]) -> dict[str, Any]:
+    """The store's coordinates along `scenario`: labels, each varied key's values (numeric
+    where the values all are, else strings) and each scenario's resolved config."""
+    coords: dict[str, Any] = {
+        "scenario": ("scenario", np.array([scenario_name(p) for p in points], dtype=object),
+                     {"long_name": "scenario of the sweep (its varied values)"}),
+        CONFIG_COORD: ("scenario", np.array([config_to_yaml(c) for c in configs],
+                                            dtype=object),
+                       {"long_name": "resolved config of the scenario (YAML)"})}
+    for key, _ in vary:
+        values = [p[key] for p in points]
+        kinds = {type(v) for v in values}
+        if kinds <= {int, float} or kinds == {bool}:
+            array = np.array(values)
+        else:
+            array = np.array([json.dumps(v) if not isinstance(v, str) else v
+                              for v in values], dtype=object)
+        coords[key] = ("scenario", array, {"long_name": f"value of {key} in the scenario"})
+    return coords
+
+
+def check_same_sweep(out: Path, base: Config, identity: dict[str, Any],
+                     run_args: dict[str, Any]) -> None:
+    """Before anything is written: refuse to resume a store that is not this sweep (grid,
+    base config, seed, paths, mode); gpusim.plan checks the rest (block size, device)."""
+    found = root_attributes(out)
+    if found is None or SWEEP_ATTR not in found:
+        raise InputError(f"--resume: {str(out)!r} holds no sweep to resume (start the "
+                         "sweep without --resume)")
+    wanted = identity | {"seed": int(run_args.get("seed", 0)),
+                         "paths": int(run_args.get("paths", 10_000)),
+                         "mode": run_args.get("mode", "cube"), "config": config_to_yaml(base)}
+    differ = []
+    for key, value in wanted.items():
+        if found.get(key) == value:
+            continue
+        if key == "config":
+            differ += config_differences(found.get(key), value)
+        else:
+            differ.append(f"{key} {found.get(key)!r} (asked {value!r})")
+    if differ:
+        raise InputError(f"--resume: {str(out)!r} is a different sweep: it has "
+                         + "; ".join(differ[:6]) + "; resume with the same arguments")
+
+
+def run_sweep(request: RunRequest, on_block: Callable[[int], None] | None = None) -> Path:
+    """Carry out a planned sweep (`plan_sweep`): every (scenario, block) not yet done,
+    `on_block(n)` after each with its path count. Returns the store path."""
+    return execute(request, on_block)
+
+
+def open_sweep(path: Path) -> xr.Dataset:
+    """A finished sweep's store as a lazy Dataset with its `scenario` dimension."""
+    ds = open_store(path)
+    if not is_sweep(ds):
+        raise InputError(f"store {str(path)!r} is not a sweep's store (no `scenario` "
+                         "dimension); it was written by gpusim run, not gpusim sweep")
+    return ds
+
+
+def scenario_values(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """Every scenario's varied values, as given, in store order (the grid's product)."""
+    keys = [k for k, _ in grid(ds)]
+    return [dict(zip(keys, point, strict=True))
+            for point in itertools.product(*(v for _, v in grid(ds)))]
+
+
+def sweep_document(ds: xr.Dataset, baseline: int | None = None) -> dict[str, Any]:
+    """Every scenario against the baseline (by index; None: the one recorded): PDs and
+    losses with paired errors, as gpusim.compare's document plus the grid."""
+    b = baseline_index(ds, baseline)
+    runs = scenarios(ds)
+    order = [b, *(i for i in range(len(runs)) if i != b)]
+    doc = compare([runs[i][1] for i in order], [runs[i][0] for i in order])
+    record = {"schema": SCHEMA, "vary": [[k, v] for k, v in grid(ds)], "baseline": b,
+              "scenarios": [{"index": k, "name": name, "values": values}
+                            for k, ((name, _), values) in enumerate(
+                                zip(runs, scenario_values(ds), strict=True))]}
     return doc | {"sweep": record}
+
+
+SWEEP_CSV_COLUMNS = ("scenario", *CSV_COLUMNS)
+
+
+def sweep_csv(ds: xr.Dataset, doc: dict[str, Any]) -> str:
+    """A sweep as tidy CSV: every scenario's summary rows (gpusim.results.rows) with its
+    label in a leading `scenario` column, then the differences of `doc` (sweep_document)
+    against its baseline: tables `pd_difference` and `expected_loss_difference`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SWEEP_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+
+    def put(label: str, record: dict[str, Any]) -> None:
+        writer.writerow({"scenario": label} | {k: "" if v is None else v
+                                               for k, v in record.items()})
+    for label, one in scenarios(ds):
+        for record in rows(summary_document(one)):
+            put(label, record)
+    for comparison in doc["comparisons"]:
+        for firm in comparison["firms"]:
+            put(comparison["store"], csv_row("pd_difference", firm["name"], firm["name"],
+                                          {"month": firm["month"]}, "pd_difference",
+                                          firm["difference"]))
+        for facility in comparison["facilities"]:
+            put(comparison["store"], csv_row("expected_loss_difference", facility["name"],
+                                          facility["firm"], {}, "expected_loss_difference",
+                                          facility["expected_loss"]["difference"]))
+    return buffer.getvalue()
 
 
 # --- reverse stress -------------------------------------------------------------------------
@@ -226,24 +292,24 @@ def crossing(xs: np.ndarray, ys: np.ndarray, level: float) -> float | None:
     return float(xs[-1]) if ys[-1] == level else None
 
 
-def reverse_stress(out: Path, target: Target) -> dict[str, Any]:
+def reverse_stress(ds: xr.Dataset, target: Target) -> dict[str, Any]:
     """The value of the swept key at which the firm's PD by the month crosses the target,
     by linear interpolation between grid points, and an interval [low, high]: where the
     PD's Wilson 95% band crosses it (low None: below the grid's smallest value; high None:
     above its largest; value None: the PD does not reach the target within the grid).
     Assumes the PD moves monotonically with the key over the grid; the interpolation
-    error is not included."""
-    record, stores = open_sweep(out)
-    key, values = record["vary"][0]
-    order = np.argsort(values)
-    xs = np.asarray(values, dtype=float)[order]
-    curves = []
-    for i in order:
-        ds = stores[i]
-        index = month_number(target.month) - month_number(str(ds["month"].values[0])[:7])
-        curves.append(uncertainty.default_probability(ds).sel(firm=target.firm)
-                      .isel(month=index).compute())
-    band = {name: np.array([float(c[name]) for c in curves])
+    error is not included. `ds`: a sweep's store of one numeric key."""
+    (key, values), *rest = grid(ds)
+    if rest or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise InputError(f"--reverse: a reverse stress needs a sweep of one numeric key; this "
+                         f"one varies {[k for k, _ in grid(ds)]}")
+    index = month_number(target.month) - month_number(str(ds["month"].values[0])[:7])
+    if not 0 <= index < ds.sizes["month"]:
+        raise InputError(f"--reverse: month {target.month} is outside the sweep's months")
+    pd = sweep_view.default_probability(ds).sel(firm=target.firm).isel(month=index).compute()
+    order = np.argsort(np.asarray(ds[key].values, dtype=float))
+    xs = np.asarray(ds[key].values, dtype=float)[order]
+    band = {name: np.asarray(pd[name].values, dtype=float)[order]
             for name in ("value", "ci_low", "ci_high")}
     rising = band["value"][-1] >= band["value"][0]
     ends = [crossing(xs, band[name], target.pd)

@@ -113,6 +113,18 @@ def expected_loss(ds: xr.Dataset) -> xr.Dataset:
         units="USD", paths=n, level=LEVEL, long_name="expected loss over the run")
 
 
+def paired_difference(x: xr.DataArray, y: xr.DataArray) -> xr.Dataset:
+    """mean(x) − mean(y) over matched paths (common random numbers), with the standard
+    error of the per-path differences, sd(x − y)/√n, and the normal 95% interval."""
+    d = (x - y).astype("float64")
+    n = d.sizes["path"]
+    value = d.mean("path")
+    se = d.std("path", ddof=1) / np.sqrt(n) if n > 1 else xr.full_like(value, np.nan)
+    return xr.Dataset({"value": value, "se": se, "ci_low": value - Z * se,
+                       "ci_high": value + Z * se}).assign_attrs(
+        paths=n, level=LEVEL, pairing="paired")
+
+
 def largest(ds: xr.Dataset, k: int) -> Any:
     """The k largest losses over the run per facility, largest first (facility, k).
 

@@ -5,8 +5,10 @@ An executor is made for one config and device. It says what the blocks run on
 (`device_name` for the store's provenance, `kind` for its resume identity: "numpy",
 "cpu", "gpu" or several joined by "+") and `run(task, blocks, on_done)` carries out a
 block task (tasks.py) on the blocks it is given, calling `on_done(block, result)` in the
-caller's thread once each block is written. Which blocks are still to do is the plan's
-business (gpusim.plan), so both executors skip finished blocks through the same code.
+caller's thread once each block is written; `with_config(config)` gives the same executor
+(process, cluster) for another config, as a sweep's scenarios need. Which blocks are still
+to do is the plan's business (gpusim.plan), so both executors skip finished blocks through
+the same code.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Executor(Protocol):
     device_name: str
     kind: str
     on_gpu: bool
+
+    def with_config(self, config: Config) -> Executor: ...
 
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None: ...

@@ -200,10 +200,14 @@ class DaskExecutor:
     """Runs a config's blocks as tasks on a dask.distributed cluster's workers."""
 
     def __init__(self, client: Any, config: Config, device: str, cuda_workers: bool) -> None:
-        self.client, self.device = client, device
+        self.client, self.device, self.cuda_workers = client, device, cuda_workers
         self.config_yaml = config_to_yaml(config)
         self.device_name, self.kind = worker_devices(client, config, device)
         self.on_gpu = cuda_workers
+
+    def with_config(self, config: Config) -> DaskExecutor:
+        """The same cluster for another config (a sweep's next scenario)."""
+        return DaskExecutor(self.client, config, self.device, self.cuda_workers)
 
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None:

@@ -32,6 +32,11 @@ class LocalExecutor:
         self.kind = self.backend.device
         self.on_gpu = self.kind == "gpu"
 
+    def with_config(self, config: Config) -> LocalExecutor:
+        """The same executor for another config (a sweep's next scenario), on the device
+        already chosen (so 'auto' resolves, and says so, once)."""
+        return LocalExecutor(config, self.kind)
+
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None:
         """Carry out `task` on every block; `on_done(block, result)` here, in block order."""

@@ -41,6 +41,7 @@ class CubeTask:
     out: str
     seed: int
     store_id: str | None = None
+    scenario: int | None = None  # a sweep's store: the scenario the block belongs to
     mode = "cube"
 
     def launch(self, backend: Backend, block: Block) -> Handle[dict[str, Any]]:
@@ -51,7 +52,8 @@ class CubeTask:
         return block_dataset(handle.result(), block.start, backend.config)
 
     def write(self, backend: Backend, block: Block, payload: xr.Dataset) -> int:
-        write_region(Path(self.out), payload, block.start, block.stop, self.store_id)
+        write_region(Path(self.out), payload, block.start, block.stop, self.store_id,
+                     self.scenario)
         return block.paths
 
 
@@ -63,6 +65,7 @@ class SummaryTask:
     out: str
     seed: int
     store_id: str | None = None
+    scenario: int | None = None  # a sweep's store: the scenario the block belongs to
     mode = "summary"
 
     def launch(self, backend: Backend, block: Block) -> Handle[BlockSummary]:
@@ -75,16 +78,17 @@ class SummaryTask:
     def write(self, backend: Backend, block: Block, payload: BlockSummary
               ) -> dict[str, SparseCounts]:
         write_per_path(Path(self.out), backend.config, payload, block.start, block.stop,
-                       self.store_id)
+                       self.store_id, self.scenario)
         return payload.counts
 
 
-def task_for(mode: str, out: Path, seed: int, store_id: str | None = None
-             ) -> CubeTask | SummaryTask:
+def task_for(mode: str, out: Path, seed: int, store_id: str | None = None,
+             scenario: int | None = None) -> CubeTask | SummaryTask:
     """The block task of a run in `mode` ("cube" or "summary") on the store laid out as
-    `store_id` (its blocks are written into no other store)."""
+    `store_id` (its blocks are written into no other store); `scenario`: the index of the
+    scenario it computes in a sweep's store."""
     kind = SummaryTask if mode == "summary" else CubeTask
-    return kind(str(out), seed, store_id)
+    return kind(str(out), seed, store_id, scenario)
 
 
 def run_block(task: BlockTask, backend: Backend, block: Block) -> Any:

@@ -83,7 +83,7 @@ GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, i
 
 // Count x in sketch `series` (its row of `counts`); a NaN or Inf is also counted apart.
 template <typename R>
-GPUSIM_HD void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
+GPUSIM_HOT void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
   if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
   const int bucket = o.by_table ? sketch_bucket_by_table((double)x)
                                 : sketch_bucket_by_log(o.sketch, (double)x);

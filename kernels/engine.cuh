@@ -178,9 +178,9 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       double eps[6], uni[2];
       market_draws(seed, path, (u32)t, eps, uni);
       R z[6];
-      for (int a = 0; a < 6; ++a) {
+      for (int a = 0; a < 6; ++a) {  // the factor is lower-triangular: b > a adds 0·eps
         double sum = 0.0;
-        for (int b = 0; b < 6; ++b) sum += mp[MP_CHOL + 6 * a + b] * eps[b];
+        for (int b = 0; b <= a; ++b) sum += mp[MP_CHOL + 6 * a + b] * eps[b];
         z[a] = (R)sum;
       }
       market_advance(s, mp, in.monthly, months, t, u, z, uni, seized);

@@ -84,10 +84,15 @@ GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, i
 // Count x in sketch `series` (its row of `counts`); a NaN or Inf is also counted apart.
 template <typename R>
 GPUSIM_HOT void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
-  if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
-  const int bucket = o.by_table ? sketch_bucket_by_table((double)x)
-                                : sketch_bucket_by_log(o.sketch, (double)x);
-  count_one(counts, series * o.sketch.buckets + bucket);
+  if (o.by_table) {  // the layout of sketch_edges.cuh: its bucket count is a constant
+    bool nonfinite;
+    const int bucket = sketch_bucket_by_table((double)x, &nonfinite);
+    count_one(counts, series * (2 * GS_SKETCH_SIDE + 1) + bucket);
+    if (nonfinite) count_one(o.nonfinite, 0);
+  } else {
+    if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
+    count_one(counts, series * o.sketch.buckets + sketch_bucket_by_log(o.sketch, (double)x));
+  }
 }
 
 template <typename R>

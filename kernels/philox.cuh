@@ -27,7 +27,7 @@ GPUSIM_HD void mulhilo32(u32 a, u32 b, u32* hi, u32* lo) {
 }
 
 GPUSIM_HD Words philox4x32(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
-  for (int round = 0; round < 10; ++round) {
+  GS_UNROLL_FULL for (int round = 0; round < 10; ++round) {
     u32 hi0, lo0, hi1, lo1;
     mulhilo32(PHILOX_M0, c0, &hi0, &lo0);
     mulhilo32(PHILOX_M1, c2, &hi1, &lo1);

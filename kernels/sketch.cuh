@@ -19,7 +19,7 @@ struct SketchLayout {
 // sketch.bucket_index for one value: ⌈ln|x| / ln γ⌉ clipped to the keys, signed distance
 // from the zero bucket. NaN lands in the zero bucket; the kernel counts it separately.
 // The reference arithmetic, step for step; sketch_bucket below uses the edge table.
-GPUSIM_HD int sketch_bucket_by_log(const SketchLayout& k, double x) {
+GPUSIM_COLD int sketch_bucket_by_log(const SketchLayout& k, double x) {
   const int zero = (k.buckets - 1) / 2;
   double work = fabs(x);                               // work = |x|
   const bool tiny = work < k.min_magnitude;            // tiny = work < MIN_MAGNITUDE
@@ -74,15 +74,20 @@ GPUSIM_HD bool sketch_table_applies(const SketchLayout& k) {
 // sketch.bucket_index for one value, exactly, by the edge table (only for the layout the
 // table was made for: sketch_table_applies): the sub-range's entry of the index, plus one
 // if |x| is at or above the one edge that can lie in the sub-range above that entry.
-GPUSIM_HOT int sketch_bucket_by_table(double x) {
+// *nonfinite: whether x is NaN or ±Inf (from the same bits, no extra arithmetic).
+GPUSIM_HOT int sketch_bucket_by_table(double x, bool* nonfinite) {
   const double a = fabs(x);
-  if (!(a >= GS_SKETCH_MIN_MAGNITUDE)) return GS_SKETCH_SIDE;  // tiny or NaN: zero bucket
+  if (!(a >= GS_SKETCH_MIN_MAGNITUDE)) {  // tiny or NaN: the zero bucket
+    *nonfinite = a != a;
+    return GS_SKETCH_SIDE;
+  }
   u64 bits;
 #ifdef __CUDA_ARCH__
   bits = (u64)__double_as_longlong(a);
 #else
   memcpy(&bits, &a, sizeof bits);
 #endif
+  *nonfinite = bits >= 0x7ff0000000000000ull;  // Inf (NaN went above)
   const u64 key = gs_min((bits >> GS_SKETCH_INDEX_SHIFT) - (u64)GS_SKETCH_INDEX_BASE,
                          (u64)(GS_SKETCH_INDEX_COUNT - 1));  // Inf: the last sub-range
   const int guess = sketch_index()[key];  // 1 .. SIDE - 1
@@ -92,7 +97,9 @@ GPUSIM_HOT int sketch_bucket_by_table(double x) {
 
 // sketch.bucket_index for one value, exactly.
 GPUSIM_HD int sketch_bucket(const SketchLayout& k, double x) {
-  return sketch_table_applies(k) ? sketch_bucket_by_table(x) : sketch_bucket_by_log(k, x);
+  bool nonfinite;
+  return sketch_table_applies(k) ? sketch_bucket_by_table(x, &nonfinite)
+                                 : sketch_bucket_by_log(k, x);
 }
 
 // Add one to counts[index]. On the GPU the threads of a warp that hit the same bucket

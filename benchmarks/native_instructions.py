@@ -47,10 +47,10 @@ def child(build: str, model: str, paths: int, mode: str) -> None:
     args = make(packed.arrays(), packed, 1, 0, paths, out)
     if build == "native":
         fn = getattr(native.native().library, f"gpusim_native_{mode}_f64")
-        c_args = [native.c_argument(a) for a in args] + [ctypes.c_int(1)]
+        c_args = [kernel_io.c_argument(a) for a in args] + [ctypes.c_int(1)]
     else:
         fn = host.entry_point(kernel_io.kernel_name(mode, "float64"))
-        c_args = [host.c_argument(a) for a in args]
+        c_args = [kernel_io.c_argument(a) for a in args]
     subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True,
                    capture_output=True)
     fn(*c_args)
@@ -65,7 +65,7 @@ def count(build: str, model: str, paths: int, mode: str, tmp: str) -> int:
                            "--child", build, model, str(paths), mode],
                           capture_output=True, text=True, check=False)
     found = re.search(r"Collected : (\d+)", proc.stderr)
-    if not found:
+    if not found or proc.returncode != 0:  # the child failed: its count is not the call's
         raise RuntimeError(proc.stderr[-2000:])
     return int(found.group(1))
 

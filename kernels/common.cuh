@@ -17,6 +17,24 @@
 #define GPUSIM_HOT inline __attribute__((always_inline))
 #endif
 
+// For a rarely taken path that the host compiler should keep out of line (the hot loop
+// stays small); inlined like the rest on the device.
+#if defined(__CUDACC__) || !defined(__GNUC__)
+#define GPUSIM_COLD GPUSIM_HD
+#else
+#define GPUSIM_COLD inline __attribute__((noinline, cold))
+#endif
+
+// Unroll the next loop fully (a short loop of constant trip count on the hot path, e.g.
+// Philox's ten rounds: unrolled, the round keys and the state rename into registers).
+#if defined(__CUDACC__) || defined(__clang__)
+#define GS_UNROLL_FULL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define GS_UNROLL_FULL _Pragma("GCC unroll 16")
+#else
+#define GS_UNROLL_FULL
+#endif
+
 typedef unsigned int u32;
 typedef unsigned long long u64;
 

@@ -85,11 +85,16 @@ GPUSIM_HD void emit_flows(const CubeOut<R>& o, int months, int n_firms, int t, i
 
 // Count x in sketch `series` (its row of `counts`); a NaN or Inf is also counted apart.
 template <typename R>
-GPUSIM_HD void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
-  if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
-  const int bucket = o.by_table ? sketch_bucket_by_table((double)x)
-                                : sketch_bucket_by_log(o.sketch, (double)x);
-  count_one(counts, series * o.sketch.buckets + bucket);
+GPUSIM_HOT void count_value(const SummaryOut<R>& o, unsigned* counts, long long series, R x) {
+  if (o.by_table) {  // the layout of sketch_edges.cuh: its bucket count is a constant
+    bool nonfinite;
+    const int bucket = sketch_bucket_by_table((double)x, &nonfinite);
+    count_one(counts, series * (2 * GS_SKETCH_SIDE + 1) + bucket);
+    if (nonfinite) count_one(o.nonfinite, 0);
+  } else {
+    if (!(x - x == (R)0)) count_one(o.nonfinite, 0);
+    count_one(counts, series * o.sketch.buckets + sketch_bucket_by_log(o.sketch, (double)x));
+  }
 }
 
 template <typename R>
@@ -180,9 +185,9 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
       double eps[6], uni[2];
       market_draws(seed, path, (u32)t, eps, uni);
       R z[6];
-      for (int a = 0; a < 6; ++a) {
+      for (int a = 0; a < 6; ++a) {  // the factor is lower-triangular: b > a adds 0·eps
         double sum = 0.0;
-        for (int b = 0; b < 6; ++b) sum += mp[MP_CHOL + 6 * a + b] * eps[b];
+        for (int b = 0; b <= a; ++b) sum += mp[MP_CHOL + 6 * a + b] * eps[b];
         z[a] = (R)sum;
       }
       market_advance(s, mp, in.monthly, months, t, u, z, uni, seized);

@@ -71,7 +71,7 @@ GPUSIM_HD R renewal_probability(const double* ct, R spot, R price, int t) {
 
 // Step 1: starts, renewals or lapses at term end, counterparty defaults.
 template <typename R>
-GPUSIM_HD void update_contracts(FirmsState<R>& s, const double* contract_table, int first,
+GPUSIM_HOT void update_contracts(FirmsState<R>& s, const double* contract_table, int first,
                                 int count, const MarketNow<R>& m, int t, const R* u_renew,
                                 const R* u_default) {
   GS_UNROLL for (int k = 0; k < count; ++k) {
@@ -108,7 +108,7 @@ GPUSIM_HD R scheduled_principal(int amortization, R balance, R interest, R month
 
 // Advance firm f by month t on one path.
 template <typename R>
-GPUSIM_HD FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
+GPUSIM_HOT FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f,
                                   const MarketNow<R>& m, int t, const R* u_renew,
                                   const R* u_default) {
   const double* ft = in.firm_table + f * FT_COUNT;

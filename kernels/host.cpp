@@ -32,6 +32,12 @@ void gpusim_host_philox(const unsigned* counter, const unsigned* key, unsigned* 
   for (int k = 0; k < 4; ++k) out[k] = w.w[k];
 }
 
+// Box-Muller normals of n uniform pairs u[2i], u[2i + 1] into z[2i], z[2i + 1] (for the
+// tests of gsmath.cuh's log and sin/cos).
+void gpusim_host_box_muller(const double* u, long long n, double* z) {
+  for (long long i = 0; i < n; ++i) box_muller(u[2 * i], u[2 * i + 1], &z[2 * i], &z[2 * i + 1]);
+}
+
 // One value's sketch bucket (for the bucketing tests).
 int gpusim_host_sketch_bucket(GPUSIM_SKETCH_PARAMS, double x) {
   return sketch_bucket(GPUSIM_SKETCH_LAYOUT, x);

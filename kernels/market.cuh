@@ -52,11 +52,13 @@ template <typename R> GPUSIM_HD R fair_log_price(R u, const double* mp) {
   return (R)log((R)mp[MP_P_FLOOR] + span * (R)pow(u, (R)mp[MP_GAMMA]));
 }
 
-// Poisson count of efficiency shocks by inversion of its CDF.
+// Poisson count of efficiency shocks by inversion of its CDF: the terms P(N <= k) below
+// u_shock. The CDF is non-decreasing, so the count stops at the first term at or above it
+// (most months the first: P(N = 0) is most of the mass).
 GPUSIM_HD double shock_count(double u_shock, const double* mp) {
   double count = 0.0;
   int terms = (int)mp[MP_N_POISSON];
-  for (int k = 0; k < terms; ++k) count += u_shock > mp[MP_POISSON_CDF + k] ? 1.0 : 0.0;
+  for (int k = 0; k < terms && u_shock > mp[MP_POISSON_CDF + k]; ++k) count += 1.0;
   return count;
 }
 

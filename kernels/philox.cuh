@@ -10,6 +10,7 @@
 // (0, 1) if c is even, (2, 3) if odd (a counterparty's default uses its first contract's).
 #pragma once
 #include "common.cuh"
+#include "gsmath.cuh"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -26,7 +27,7 @@ GPUSIM_HD void mulhilo32(u32 a, u32 b, u32* hi, u32* lo) {
 }
 
 GPUSIM_HD Words philox4x32(u32 c0, u32 c1, u32 c2, u32 c3, u32 k0, u32 k1) {
-  for (int round = 0; round < 10; ++round) {
+  GS_UNROLL_FULL for (int round = 0; round < 10; ++round) {
     u32 hi0, lo0, hi1, lo1;
     mulhilo32(PHILOX_M0, c0, &hi0, &lo0);
     mulhilo32(PHILOX_M1, c2, &hi1, &lo1);
@@ -45,11 +46,14 @@ GPUSIM_HD Words draw_words(u64 seed, u64 path, u32 month, u32 slot) {
 
 GPUSIM_HD double to_uniform(u32 word) { return ((double)word + 0.5) * 2.3283064365386963e-10; }
 
+// gs_log and gs_sincos (gsmath.cuh): the same arithmetic in every build.
 GPUSIM_HD void box_muller(double u_a, double u_b, double* z_a, double* z_b) {
-  double radius = sqrt(-2.0 * log(u_a));
+  double radius = sqrt(-2.0 * gs_log(u_a));
   double angle = 6.283185307179586 * u_b;
-  *z_a = radius * cos(angle);
-  *z_b = radius * sin(angle);
+  double s, c;
+  gs_sincos(angle, &s, &c);
+  *z_a = radius * c;
+  *z_b = radius * s;
 }
 
 // Independent normals eps[6] (FACTORS order) and uniforms (U_regime, U_shock) of one month.

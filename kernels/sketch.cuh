@@ -19,7 +19,7 @@ struct SketchLayout {
 // sketch.bucket_index for one value: ⌈ln|x| / ln γ⌉ clipped to the keys, signed distance
 // from the zero bucket. NaN lands in the zero bucket; the kernel counts it separately.
 // The reference arithmetic, step for step; sketch_bucket below uses the edge table.
-GPUSIM_HD int sketch_bucket_by_log(const SketchLayout& k, double x) {
+GPUSIM_COLD int sketch_bucket_by_log(const SketchLayout& k, double x) {
   const int zero = (k.buckets - 1) / 2;
   double work = fabs(x);                               // work = |x|
   const bool tiny = work < k.min_magnitude;            // tiny = work < MIN_MAGNITUDE
@@ -34,21 +34,33 @@ GPUSIM_HD int sketch_bucket_by_log(const SketchLayout& k, double x) {
   return zero + (int)work;                             // += ZERO
 }
 
-// gpusim.sketch's exact bucket edges (generated, sketch_edges.cuh): |x| >= GS_EDGES[i]
-// puts x at least i + 2 buckets from zero, so the distance is 1 + the edges at or below
-// |x|. Global (read-only, cached) memory on the device: threads of a warp read different
-// entries, which constant memory would serialize.
+// gpusim.sketch's exact bucket edges and the index over them (generated,
+// sketch_edges.cuh): |x| >= GS_EDGES[i] puts x at least i + 2 buckets from zero, and
+// GS_SKETCH_INDEX[k] is 1 + the edges at or below the start of sub-range k of magnitudes
+// (bits >> GS_SKETCH_INDEX_SHIFT), none of which holds two edges. Global (read-only,
+// cached) memory on the device: threads of a warp read different entries, which
+// constant memory would serialize.
 #include "sketch_edges.cuh"
 #ifdef __CUDACC__
 __device__ const double gs_sketch_edges_device[GS_SKETCH_EDGE_COUNT] = GS_SKETCH_EDGES;
+__device__ const unsigned short gs_sketch_index_device[GS_SKETCH_INDEX_COUNT] = GS_SKETCH_INDEX;
 #endif
 static const double gs_sketch_edges_host[GS_SKETCH_EDGE_COUNT] = GS_SKETCH_EDGES;
+static const unsigned short gs_sketch_index_host[GS_SKETCH_INDEX_COUNT] = GS_SKETCH_INDEX;
 
 GPUSIM_HD const double* sketch_edges() {
 #ifdef __CUDA_ARCH__
   return gs_sketch_edges_device;
 #else
   return gs_sketch_edges_host;
+#endif
+}
+
+GPUSIM_HD const unsigned short* sketch_index() {
+#ifdef __CUDA_ARCH__
+  return gs_sketch_index_device;
+#else
+  return gs_sketch_index_host;
 #endif
 }
 
@@ -59,40 +71,35 @@ GPUSIM_HD bool sketch_table_applies(const SketchLayout& k) {
          k.buckets == 2 * GS_SKETCH_SIDE + 1;
 }
 
-// A first guess of the distance from zero, within a bucket or two: log2 from the float
-// exponent and a cubic in the mantissa (|error| < 0.01 in log2, about 0.35 buckets).
-GPUSIM_HOT int sketch_guess(double magnitude) {
-  float m = (float)magnitude;  // >= MIN_MAGNITUDE, so normal; Inf stays Inf
-  u32 bits;
-#ifdef __CUDA_ARCH__
-  bits = __float_as_uint(m);
-#else
-  memcpy(&bits, &m, sizeof bits);
-#endif
-  const int exponent = (int)(bits >> 23) - 127;
-  const float f = (float)(bits & 0x7FFFFFu) * (1.0f / 8388608.0f);  // mantissa - 1
-  const float log2m = f * (1.4368657f + f * (-0.64893f + f * 0.2120643f));
-  // ln 2 / ln γ: keys per octave; the key is ⌈log2|x| · that⌉
-  const float key = ((float)exponent + log2m) * (float)(0.69314718055994531 / GS_SKETCH_LOG_GAMMA);
-  const float distance = key - (float)(GS_SKETCH_KEY_MIN - 1) + 1.0f;  // ⌈key⌉ ≈ key + ½
-  return distance < 1.0f ? 1 : distance > (float)GS_SKETCH_SIDE ? GS_SKETCH_SIDE : (int)distance;
-}
-
-// sketch.bucket_index for one value, exactly, by the edge table: the guess, then moved
-// to the edges (only for the layout the table was made for: sketch_table_applies).
-GPUSIM_HOT int sketch_bucket_by_table(double x) {
+// sketch.bucket_index for one value, exactly, by the edge table (only for the layout the
+// table was made for: sketch_table_applies): the sub-range's entry of the index, plus one
+// if |x| is at or above the one edge that can lie in the sub-range above that entry.
+// *nonfinite: whether x is NaN or ±Inf (from the same bits, no extra arithmetic).
+GPUSIM_HOT int sketch_bucket_by_table(double x, bool* nonfinite) {
   const double a = fabs(x);
-  if (!(a >= GS_SKETCH_MIN_MAGNITUDE)) return GS_SKETCH_SIDE;  // tiny or NaN: zero bucket
-  const double* __restrict__ edges = sketch_edges();
-  int d = sketch_guess(a);  // 1 .. SIDE
-  while (d < GS_SKETCH_SIDE && a >= edges[d - 1]) ++d;
-  while (d > 1 && a < edges[d - 2]) --d;
+  if (!(a >= GS_SKETCH_MIN_MAGNITUDE)) {  // tiny or NaN: the zero bucket
+    *nonfinite = a != a;
+    return GS_SKETCH_SIDE;
+  }
+  u64 bits;
+#ifdef __CUDA_ARCH__
+  bits = (u64)__double_as_longlong(a);
+#else
+  memcpy(&bits, &a, sizeof bits);
+#endif
+  *nonfinite = bits >= 0x7ff0000000000000ull;  // Inf (NaN went above)
+  const u64 key = gs_min((bits >> GS_SKETCH_INDEX_SHIFT) - (u64)GS_SKETCH_INDEX_BASE,
+                         (u64)(GS_SKETCH_INDEX_COUNT - 1));  // Inf: the last sub-range
+  const int guess = sketch_index()[key];  // 1 .. SIDE - 1
+  const int d = guess + (a >= sketch_edges()[guess - 1] ? 1 : 0);
   return GS_SKETCH_SIDE + (x < 0 ? -d : d);
 }
 
 // sketch.bucket_index for one value, exactly.
 GPUSIM_HD int sketch_bucket(const SketchLayout& k, double x) {
-  return sketch_table_applies(k) ? sketch_bucket_by_table(x) : sketch_bucket_by_log(k, x);
+  bool nonfinite;
+  return sketch_table_applies(k) ? sketch_bucket_by_table(x, &nonfinite)
+                                 : sketch_bucket_by_log(k, x);
 }
 
 // Add one to counts[index]. On the GPU the threads of a warp that hit the same bucket

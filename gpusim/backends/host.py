@@ -138,6 +138,16 @@ def philox_host(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tup
     return tuple(int(x) for x in out)
 
 
+def box_muller_host(u_a: np.ndarray, u_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """kernels/philox.cuh's Box–Muller normals (z_a, z_b) of uniform pairs in (0, 1), from
+    the host build (its own log and sin/cos, kernels/gsmath.cuh)."""
+    u = np.ascontiguousarray(np.stack([u_a, u_b], axis=-1), dtype=np.float64)
+    z = np.zeros_like(u)
+    host_library().gpusim_host_box_muller(c_argument(u), ctypes.c_longlong(len(u)),
+                                          c_argument(z))
+    return z[:, 0], z[:, 1]
+
+
 def sketch_bucket_host(values: np.ndarray) -> np.ndarray:
     """kernels/sketch.cuh's bucket of each value (float64), from the host build."""
     fn = host_library().gpusim_host_sketch_bucket

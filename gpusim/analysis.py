@@ -105,7 +105,7 @@ def default_curve(ds: xr.Dataset) -> xr.DataArray:
     """Cumulative default probability by month and firm: the share of paths whose firm
     has defaulted by that month (from the exact per-path default months)."""
     dm = ds["default_month"]
-    defaulted = (dm >= 0) & (dm <= uncertainty.month_index(ds))
+    defaulted = uncertainty.defaulted_by(dm, uncertainty.month_index(ds))
     return defaulted.mean("path").transpose("month", "firm").rename(
         "default_probability").assign_attrs(units="1",
                                             long_name="cumulative probability of default")

@@ -51,8 +51,7 @@ def difference(x: xr.DataArray, y: xr.DataArray, paired: bool, se_x: Any, se_y: 
 
 def defaulted_by(ds: xr.Dataset, firm: str, month: int) -> xr.DataArray:
     """Per path, 1 if `firm` has defaulted by month index `month`, else 0."""
-    dm = ds["default_month"].sel(firm=firm)
-    return ((dm >= 0) & (dm <= month)).astype("int8")
+    return uncertainty.defaulted_by(ds["default_month"].sel(firm=firm), month).astype("int8")
 
 
 def firm_rows(a: xr.Dataset, b: xr.Dataset, paired: bool) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ def held_balance(ds: xr.Dataset) -> xr.DataArray:
     exposure at default [USD]."""
     month = uncertainty.month_index(ds)
     dm = facility_default_month(ds)
-    defaulted = (dm >= 0) & (dm <= month)
+    defaulted = uncertainty.defaulted_by(dm, month)
     return xr.where(defaulted, exposure_at_default(ds), ds["balance"]).transpose(
         "path", "month", "facility").assign_attrs(ds["balance"].attrs)
 

@@ -279,25 +279,26 @@ def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | N
         executor.run(task, todo, done)
         paths = r.paths
     else:
-        paths = _grow(r, plan.block_paths, lambda batch: executor.run(task, batch, done), todo)
+        paths = _grow(r.paths, r.growth, plan.block_paths, r.out,
+                      lambda batch: executor.run(task, batch, done), todo)
     record.finish()
     return paths
 
 
-def _grow(r: RunRequest, block_paths: int, run_blocks: Callable[[list[Block]], None],
-          todo: list[Block]) -> int:
-    """Run the blocks in order, a batch at a time, until `r.growth` wants no more paths
-    or the cap `r.paths` is reached; returns the paths run (whole blocks, or the cap).
-    Each decision depends only on the paths before it, so a resumed run stops where an
-    uninterrupted one does."""
-    paths = min(block_paths, r.paths)
+def _grow(cap: int, growth: Growth, block_paths: int, out: Path,
+          run_batch: Callable[[list[Block]], None], todo: list[Block]) -> int:
+    """Run the blocks in order, a batch at a time, until `growth` wants no more paths or
+    the cap is reached; returns the paths run (whole blocks, or the cap). Each decision
+    depends only on the paths before it, so a resumed run stops where an uninterrupted
+    one does."""
+    paths = min(block_paths, cap)
     while True:
-        run_blocks([b for b in todo if b.start < paths])
+        run_batch([b for b in todo if b.start < paths])
         todo = [b for b in todo if b.start >= paths]
-        wanted = r.growth.want(r.out, paths) if r.growth else paths
-        if wanted <= paths or paths == r.paths:
+        wanted = growth.want(out, paths)
+        if wanted <= paths or paths == cap:
             return paths
-        paths = min(r.paths, -(-wanted // block_paths) * block_paths)
+        paths = min(cap, -(-wanted // block_paths) * block_paths)
 
 
 def run(

@@ -100,9 +100,8 @@ def expected_loss(ds: xr.Dataset) -> xr.Dataset:
 
 def defaulted_by_month(ds: xr.Dataset) -> xr.DataArray:
     """Per scenario, path, firm and month: 1 if the firm has defaulted by the month."""
-    dm = ds["default_month"]
-    month = uncertainty.month_index(ds)
-    return ((dm >= 0) & (dm <= month)).astype("int8")
+    return uncertainty.defaulted_by(ds["default_month"], uncertainty.month_index(ds)
+                                    ).astype("int8")
 
 
 def _versus(ds: xr.Dataset, per_path: xr.DataArray, baseline: int | None) -> xr.Dataset:

@@ -74,6 +74,12 @@ def month_index(ds: xr.Dataset) -> xr.DataArray:
                         coords={"month": ds["month"]})
 
 
+def defaulted_by(default_month: xr.DataArray, month: Any) -> xr.DataArray:
+    """Per path, whether the default (`default_month`, -1: none) happened by month index
+    `month`: one index, or `month_index(ds)` for every month of the run."""
+    return (default_month >= 0) & (default_month <= month)
+
+
 def default_probability(ds: xr.Dataset, marginal: bool = False) -> xr.Dataset:
     """Probability of default by month and firm, with its error (month, firm).
 
@@ -83,7 +89,7 @@ def default_probability(ds: xr.Dataset, marginal: bool = False) -> xr.Dataset:
     """
     dm = ds["default_month"]
     month = month_index(ds)
-    hit = (dm == month) if marginal else (dm >= 0) & (dm <= month)
+    hit = (dm == month) if marginal else defaulted_by(dm, month)
     kind = "marginal" if marginal else "cumulative"
     return proportion(hit.sum("path").transpose("month", "firm"), ds.sizes["path"]).assign_attrs(
         long_name=f"{kind} probability of default")

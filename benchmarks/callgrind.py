@@ -39,7 +39,7 @@ def write_inputs(path: Path, overrides: list[str], dtype: str) -> int:
     packed = pack(config)
     with path.open("wb") as f:
         np.array([*packed.counts, packed.months], dtype=np.int32).tofile(f)
-        for array in packed.arrays():
+        for array in (packed.market, *packed.arrays()):  # the market scalars first
             flat = np.ascontiguousarray(array, dtype=np.float64).ravel()
             np.array([flat.size], dtype=np.int64).tofile(f)
             flat.tofile(f)

@@ -23,17 +23,19 @@ static void run(const char* mode, std::vector<std::vector<double>>& a, int n_fir
                 int n_contracts, int n_facilities, int months, long long n) {
   const double* in[7];
   for (int k = 0; k < 7; ++k) in[k] = a[k].data();
+  MarketScalars mp;  // by value, as the kernel takes it
+  memcpy(mp.v, in[0], sizeof mp.v);
   std::vector<int> default_month((size_t)(n_firms + 1) * n);
   std::vector<R> loss_total((size_t)(n_facilities + 1) * n), ead((size_t)(n_facilities + 1) * n);
   if (strcmp(mode, "cube") == 0) {
     std::vector<R> market((size_t)MO_COUNT * months * n), firm((size_t)FO_COUNT * months * (n_firms + 1) * n),
         facility((size_t)AO_COUNT * months * (n_facilities + 1) * n);
     if (sizeof(R) == 8)
-      gpusim_host_block_f64(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
+      gpusim_host_block_f64(mp, in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                             n_facilities, months, 1, 0, n, (double*)market.data(), (double*)firm.data(),
                             (double*)facility.data(), default_month.data(), (double*)loss_total.data(), (double*)ead.data(), nullptr);
     else
-      gpusim_host_block_f32(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
+      gpusim_host_block_f32(mp, in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                             n_facilities, months, 1, 0, n, (float*)market.data(), (float*)firm.data(),
                             (float*)facility.data(), default_month.data(), (float*)loss_total.data(), (float*)ead.data(), nullptr);
   } else {
@@ -43,13 +45,13 @@ static void run(const char* mode, std::vector<std::vector<double>>& a, int n_fir
         facility((size_t)AO_COUNT * months * (n_facilities + 1) * buckets), bust(months),
         breach((size_t)months * (n_firms + 1)), nonfinite(1);
     if (sizeof(R) == 8)
-      gpusim_host_summary_f64(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
+      gpusim_host_summary_f64(mp, in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                               n_facilities, months, 1, 0, n, market.data(), firm.data(), facility.data(),
                               bust.data(), breach.data(), nonfinite.data(), default_month.data(),
                               (double*)loss_total.data(), (double*)ead.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,
                               GS_SKETCH_KEY_MIN, GS_SKETCH_KEY_MAX, buckets);
     else
-      gpusim_host_summary_f32(in[0], in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
+      gpusim_host_summary_f32(mp, in[1], in[2], in[3], in[4], in[5], in[6], n_firms, n_contracts,
                               n_facilities, months, 1, 0, n, market.data(), firm.data(), facility.data(),
                               bust.data(), breach.data(), nonfinite.data(), default_month.data(),
                               (float*)loss_total.data(), (float*)ead.data(), GS_SKETCH_MIN_MAGNITUDE, GS_SKETCH_LOG_GAMMA,

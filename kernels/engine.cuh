@@ -12,7 +12,7 @@
 #include "sketch.cuh"
 
 struct Inputs {
-  const double* __restrict__ mp;       // MP_COUNT market scalars
+  const double* __restrict__ mp;       // MP_COUNT market scalars (the kernel's by-value MarketScalars)
   const double* __restrict__ monthly;  // MM_COUNT x months
   FirmInputs firms;
   int months;
@@ -203,7 +203,7 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
 // The kernels' parameter lists, declared once here for gpusim.cu's kernels and host.cpp's
 // entry points; gpusim/backends/kernel_io.py reads them to order and type its arguments.
 #define GPUSIM_INPUT_PARAMS                                                                  \
-  const double *mp, const double *monthly, const double *firm_table,                         \
+  MarketScalars mp, const double *monthly, const double *firm_table,                         \
       const double *contract_table, const double *facility_table, const double *capex,       \
       const double *draws, int n_firms, int n_contracts, int n_facilities, int months,       \
       u64 seed, long long path0, long long n
@@ -220,7 +220,7 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
 // The Inputs and outputs the parameters make.
 #define GPUSIM_INPUTS                                                                        \
   Inputs {                                                                                   \
-    mp, monthly,                                                                             \
+    mp.v, monthly,                                                                           \
         {firm_table, contract_table, facility_table, capex, draws, n_firms, n_contracts,     \
          n_facilities, months},                                                              \
         months                                                                               \

@@ -54,12 +54,22 @@ template <typename R> GPUSIM_HD R fair_log_price(R u, const double* mp) {
 
 // Poisson count of efficiency shocks by inversion of its CDF: the terms P(N <= k) below
 // u_shock. The CDF is non-decreasing, so the count stops at the first term at or above it
-// (most months the first: P(N = 0) is most of the mass).
+// (most months the first: P(N = 0) is most of the mass). Unrolled over the table's
+// capacity, so every read of `mp` has a constant index (the kernel's mp is a by-value
+// parameter: constant indices read the constant bank, a variable one would copy it).
 GPUSIM_HD double shock_count(double u_shock, const double* mp) {
   double count = 0.0;
-  int terms = (int)mp[MP_N_POISSON];
-  for (int k = 0; k < terms && u_shock > mp[MP_POISSON_CDF + k]; ++k) count += 1.0;
+  const int terms = (int)mp[MP_N_POISSON];
+  GS_UNROLL_FULL for (int k = 0; k < MP_COUNT - MP_POISSON_CDF; ++k) {  // the table's capacity
+    if (k >= terms || !(u_shock > mp[MP_POISSON_CDF + k])) break;
+    count += 1.0;
+  }
   return count;
+}
+
+// mp[first + regime] for regime 0 or 1, read with constant indices (see shock_count).
+GPUSIM_HD double by_regime(const double* mp, int first, int regime) {
+  return regime ? mp[first + 1] : mp[first];
 }
 
 // clip(1 + ξ(u[t−L] − u*), 0, m_max), or 1 with the capacity response off.
@@ -90,7 +100,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   R u_lagged = s.u_hist[(t + 1) % (lag + 1)];
 #endif
 
-  R g_target = (R)mp[MP_G_MEAN + s.regime];
+  R g_target = (R)by_regime(mp, MP_G_MEAN, s.regime);
   double jumps = shock_count(uni[1], mp) * mp[MP_JUMP_SIZE];
   double sd = mp[MP_SIGMA_D];
 
@@ -100,7 +110,7 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
   R ln_e = (R)(s.ln_e - (R)(mp[MP_ETA] * dt) - jumps);
   int regime = s.regime;
   if (GS_REGIMES_ON(mp)) {
-    double switch_p = mp[MP_P_SWITCH + s.regime];
+    double switch_p = by_regime(mp, MP_P_SWITCH, s.regime);
     regime = uni[0] < switch_p ? 1 - s.regime : s.regime;
   }
   R k = s.k * (R)(1.0 - mp[MP_OMEGA] * dt) + (R)build[t] * build_multiplier(u_lagged, mp);

@@ -25,6 +25,12 @@ enum MarketParam {
   MP_COUNT = MP_POISSON_CDF + 12
 };
 
+// The market scalars as one by-value kernel argument: a launch's parameters live in the
+// constant bank, read uniformly by every thread, so the kernel loads none from memory.
+struct MarketScalars {
+  double v[MP_COUNT];
+};
+
 // Per-month market schedules: `monthly`, MM_COUNT rows of `months` doubles.
 enum MarketMonthly { MM_TRAINING, MM_BUILD, MM_LAUNCH_DROP, MM_COUNT };
 

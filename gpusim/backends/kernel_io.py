@@ -29,15 +29,36 @@ OUTPUT_ENUMS = (("market", "MarketOutput", "MO_"), ("firm", "FirmOutput", "FO_")
 FLOW_ENUM = ("Flow", "FL_")
 SUMMARY_COUNTS = ("market", "firm", "facility", "bust", "ltv_breach", "nonfinite")
 """The summary kernel's count buffers."""
-INPUT_ARRAYS = ("mp", "monthly", "firm_table", "contract_table", "facility_table", "capex",
-                "draws")
-"""The parameter names of `Packed.arrays()`, in its order."""
+INPUT_ARRAYS = ("monthly", "firm_table", "contract_table", "facility_table", "capex", "draws")
+"""The parameter names of `Packed.arrays()`, in its order: the inputs the kernel reads
+through pointers. The market scalars (`mp`) go by value (`STRUCTS`)."""
 NULL = np.uint64(0)
 """A null pointer argument (no cash-flow buffer)."""
 
 
 SCALARS = {"int": np.int32, "long long": np.int64, "u64": np.uint64, "double": np.float64}
 """The numpy scalar type that passes each C scalar type of the kernels' parameters."""
+STRUCTS = {"MarketScalars": ("MarketParam", "MP_")}
+"""The kernels' by-value struct parameters (params.cuh): C type → the enum that lays out
+its one member, `double v[<prefix>COUNT]`."""
+
+
+def struct_dtype(ctype: str) -> np.dtype:
+    """The numpy structured dtype of by-value struct `ctype`: one field "v" of the enum's
+    count of doubles, the C struct's layout."""
+    count = header.count(*STRUCTS[ctype])
+    return np.dtype({"names": ["v"], "formats": [(np.float64, (count,))]})
+
+
+def struct_argument(ctype: str, values: np.ndarray) -> np.ndarray:
+    """`values` (host doubles) as struct `ctype` passed by value: a one-element structured
+    host array, which CuPy passes as the struct itself (and `c_argument` likewise).
+    Raises ValueError if the count does not match the struct's."""
+    dtype = struct_dtype(ctype)
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    if flat.size != dtype["v"].shape[0]:
+        raise ValueError(f"{ctype} holds {dtype['v'].shape[0]} doubles, not {flat.size}")
+    return flat.view(dtype)
 
 
 def arguments(macro: str, values: dict[str, Any]) -> tuple[Any, ...]:
@@ -55,6 +76,8 @@ def arguments(macro: str, values: dict[str, Any]) -> tuple[Any, ...]:
         value = values[name]
         if pointer:
             out.append(NULL if value is None else value)
+        elif ctype in STRUCTS:
+            out.append(struct_argument(ctype, value))
         else:
             out.append(SCALARS[ctype](value))
     return tuple(out)
@@ -69,6 +92,8 @@ def c_argument(value: Any) -> Any:
     """A kernel argument as ctypes passes it to a host build (the tests' host library or
     the native extension): an array's data pointer, or a numpy scalar as its C type.
     Raises TypeError for anything else (a Python int's C type is a guess)."""
+    if isinstance(value, np.ndarray) and value.dtype.names == ("v",) and value.size == 1:
+        return _c_struct(value)
     if isinstance(value, np.ndarray):
         if not value.flags.c_contiguous:
             raise TypeError("kernel arrays must be C-contiguous")
@@ -79,12 +104,20 @@ def c_argument(value: Any) -> Any:
                     f"{value!r}")
 
 
+def _c_struct(value: np.ndarray) -> ctypes.Structure:
+    """A `struct_argument` as the ctypes structure that passes it by value."""
+    count = value.dtype["v"].shape[0]
+    struct = type("ByValue", (ctypes.Structure,), {"_fields_": [("v", ctypes.c_double * count)]})
+    return struct.from_buffer_copy(value.tobytes())
+
+
 def input_values(inputs: Sequence[Any], packed: Packed, seed: int, start: int, stop: int
                  ) -> dict[str, Any]:
     """The kernels' common inputs by parameter name (GPUSIM_INPUT_PARAMS): `inputs` are
-    `packed.arrays()` where the kernel can read them (device or host)."""
+    `packed.arrays()` where the kernel can read them (device or host); the market scalars
+    go by value from the host."""
     n_firms, n_contracts, n_facilities = packed.counts
-    return dict(zip(INPUT_ARRAYS, inputs, strict=True)) | {
+    return dict(zip(INPUT_ARRAYS, inputs, strict=True)) | {"mp": packed.market} | {
         "n_firms": n_firms, "n_contracts": n_contracts, "n_facilities": n_facilities,
         "months": packed.months, "seed": seed, "path0": start, "n": stop - start}
 

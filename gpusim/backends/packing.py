@@ -127,10 +127,11 @@ class Packed:
         return len(self.firm_table), len(self.contract_table), len(self.facility_table)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """The parameter arrays in the kernel's argument order (GPUSIM_INPUT_PARAMS)."""
+        """The arrays the kernel reads through pointers, in its argument order
+        (GPUSIM_INPUT_PARAMS; the market scalars go by value, `kernel_io.STRUCTS`)."""
         return tuple(np.ascontiguousarray(a) for a in (
-            self.market, self.monthly, self.firm_table, self.contract_table,
-            self.facility_table, self.capex, self.draws))
+            self.monthly, self.firm_table, self.contract_table, self.facility_table,
+            self.capex, self.draws))
 
 
 def pack_market(p: MarketParams) -> tuple[np.ndarray, np.ndarray]:

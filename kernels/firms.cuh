@@ -138,7 +138,7 @@ GPUSIM_HOT FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f
   }
   R spot_revenue = ((R)gpus - contracted) * m.price * m.utilization * (R)m.hours;
   R revenue = contract_revenue + spot_revenue;
-  R operating_cost = (R)(gpus * ft[FT_COST_PER_GPU_HOUR] * m.hours + ft[FT_OVERHEAD]);
+  R operating_cost = (R)ft[FT_OPERATING_COST];
   R capex = (R)in.capex[f * in.months + t];
 
   // 3. cash before debt service, with draws
@@ -216,7 +216,7 @@ GPUSIM_HOT FirmMonth<R> firm_month(FirmsState<R>& s, const FirmInputs& in, int f
   int defaults = cash < required || cash < (R)0;
   R seized = defaults ? pledged_total * (R)gpus : (R)0;
   if (defaults) {
-    R pool = seized * m.collateral * (R)(1.0 - ft[FT_HAIRCUT])
+    R pool = seized * m.collateral * (R)ft[FT_RECOVERY]
              + gs_max(cash_before_service + posted_before, (R)0);
     GS_UNROLL for (int j = j0; j < j0 + nj; ++j) {
       R paid = gs_min(pool, claims[j - j0]);

@@ -11,8 +11,6 @@
 template <typename R> struct MarketState {
   R ln_d, g, ln_e, k, ln_p, ln_p_prev, ln_v, x_r, ln_s;
   int regime;                  // 0 boom, 1 bust
-  R ln_p_ref;                  // (R)ln P_ref: the same every month, computed once
-  double sq_dt;                // √Δ, likewise
 #ifdef GPUSIM_SHAPED
   R u_hist[GPUSIM_LAG + 1];    // u[t − lag] .. u[t], oldest first (a shift register)
 #else
@@ -25,8 +23,6 @@ template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double
   s.ln_e = (R)mp[MP_LN_E0]; s.k = (R)mp[MP_K0]; s.ln_p = (R)mp[MP_LN_P0];
   s.ln_p_prev = (R)mp[MP_LN_P0]; s.ln_v = (R)mp[MP_LN_V0]; s.x_r = (R)mp[MP_R0];
   s.ln_s = (R)mp[MP_LN_S0];
-  s.ln_p_ref = (R)log(mp[MP_P_REF]);
-  s.sq_dt = sqrt(mp[MP_DT]);
   const int rows = (int)(sizeof s.u_hist / sizeof s.u_hist[0]);
   GS_UNROLL for (int i = 0; i < rows; ++i) s.u_hist[i] = (R)0;
 }
@@ -35,7 +31,7 @@ template <typename R> GPUSIM_HD void market_init(MarketState<R>& s, const double
 template <typename R>
 GPUSIM_HD R gpu_hour_demand(const MarketState<R>& s, const double* mp, const double* training,
                             int t) {
-  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - s.ln_p_ref);
+  R price_term = (R)mp[MP_ELASTICITY] * (s.ln_p_prev - (R)mp[MP_LN_P_REF]);
   R inference = (R)exp(s.ln_d + s.ln_e - (R)LOG_1E6 - price_term);
   return inference + (R)training[t];
 }
@@ -48,7 +44,7 @@ GPUSIM_HD R utilization(R h, const MarketState<R>& s, const double* mp) {
 
 // ln P*(u), P*(u) = P_floor + (P_cap − P_floor)·u^γ.
 template <typename R> GPUSIM_HD R fair_log_price(R u, const double* mp) {
-  R span = (R)(mp[MP_P_CAP] - mp[MP_P_FLOOR]);
+  R span = (R)mp[MP_P_SPAN];
   return (R)log((R)mp[MP_P_FLOOR] + span * (R)pow(u, (R)mp[MP_GAMMA]));
 }
 
@@ -84,7 +80,7 @@ template <typename R>
 GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double* monthly,
                               int months, int t, R u, const R z[6], const double uni[2],
                               R fire_sold) {
-  const double dt = mp[MP_DT], sq = s.sq_dt;
+  const double dt = mp[MP_DT];
   const double* build = monthly + MM_BUILD * months;
   const double* launch_drop = monthly + MM_LAUNCH_DROP * months;
   const int lag = GS_LAG(mp);
@@ -102,29 +98,28 @@ GPUSIM_HD void market_advance(MarketState<R>& s, const double* mp, const double*
 
   R g_target = (R)by_regime(mp, MP_G_MEAN, s.regime);
   double jumps = shock_count(uni[1], mp) * mp[MP_JUMP_SIZE];
-  double sd = mp[MP_SIGMA_D];
 
-  R ln_d = (R)(s.ln_d + (s.g - (R)(0.5 * (sd * sd))) * (R)dt + (R)(sd * sq) * z[0]
+  R ln_d = (R)(s.ln_d + (s.g - (R)mp[MP_HALF_VAR_D]) * (R)dt + (R)mp[MP_VOL_D] * z[0]
                + mp[MP_REBOUND] * jumps);
-  R g = s.g + (R)mp[MP_KAPPA_G] * (g_target - s.g) * (R)dt + (R)(mp[MP_SIGMA_G] * sq) * z[1];
-  R ln_e = (R)(s.ln_e - (R)(mp[MP_ETA] * dt) - jumps);
+  R g = s.g + (R)mp[MP_KAPPA_G] * (g_target - s.g) * (R)dt + (R)mp[MP_VOL_G] * z[1];
+  R ln_e = (R)(s.ln_e - (R)mp[MP_ETA_DT] - jumps);
   int regime = s.regime;
   if (GS_REGIMES_ON(mp)) {
     double switch_p = by_regime(mp, MP_P_SWITCH, s.regime);
     regime = uni[0] < switch_p ? 1 - s.regime : s.regime;
   }
-  R k = s.k * (R)(1.0 - mp[MP_OMEGA] * dt) + (R)build[t] * build_multiplier(u_lagged, mp);
+  R k = s.k * (R)mp[MP_RETENTION] + (R)build[t] * build_multiplier(u_lagged, mp);
   double drop = t + 1 < months ? launch_drop[t + 1] : 0.0;
   R ln_p = s.ln_p + (R)mp[MP_KAPPA_P] * (fair_log_price(u, mp) - s.ln_p) * (R)dt
-           + (R)(mp[MP_SIGMA_P] * sq) * z[2] - (R)drop;
+           + (R)mp[MP_VOL_P] * z[2] - (R)drop;
   R fire = GS_FIRE_SALE_ON(mp) ? (R)mp[MP_PHI] * fire_sold / (R)mp[MP_DEPTH] : (R)0;
-  R ln_v = s.ln_v + (R)mp[MP_BETA] * (ln_p - s.ln_p) - (R)(mp[MP_DELTA] * dt)
-           + (R)(mp[MP_SIGMA_V] * sq) * z[3] - fire;
+  R ln_v = s.ln_v + (R)mp[MP_BETA] * (ln_p - s.ln_p) - (R)mp[MP_DELTA_DT]
+           + (R)mp[MP_VOL_V] * z[3] - fire;
   ln_v = gs_max(ln_v, (R)mp[MP_LN_V_SCRAP]);
   R x_r = s.x_r + (R)mp[MP_KAPPA_R] * ((R)mp[MP_R_MEAN] - s.x_r) * (R)dt
-          + (R)(mp[MP_SIGMA_R] * sq) * z[4];
+          + (R)mp[MP_VOL_R] * z[4];
   R ln_s = s.ln_s + (R)mp[MP_KAPPA_S] * ((R)mp[MP_LN_S_MEAN] - s.ln_s) * (R)dt
-           + (R)(mp[MP_SIGMA_S] * sq) * z[5];
+           + (R)mp[MP_VOL_S] * z[5];
 
   s.ln_p_prev = s.ln_p;
   s.ln_d = ln_d; s.g = g; s.ln_e = ln_e; s.regime = regime; s.k = k; s.ln_p = ln_p;

@@ -20,6 +20,14 @@ enum MarketParam {
   MP_LN_P0, MP_P_FLOOR, MP_P_CAP, MP_GAMMA, MP_KAPPA_P, MP_SIGMA_P,
   MP_LN_V0, MP_BETA, MP_DELTA, MP_SIGMA_V, MP_PHI, MP_DEPTH, MP_LN_V_SCRAP, MP_FIRE_SALE_ON,
   MP_R0, MP_R_MEAN, MP_KAPPA_R, MP_SIGMA_R, MP_LN_S0, MP_LN_S_MEAN, MP_KAPPA_S, MP_SIGMA_S,
+  // Derived once on the host (packing.derived_market) in the double operations the kernel
+  // would repeat every path and month, so the bits are the same:
+  MP_LN_P_REF,                  // ln P_ref
+  MP_HALF_VAR_D,                // σ_D²/2
+  MP_VOL_D, MP_VOL_G, MP_VOL_P, MP_VOL_V, MP_VOL_R, MP_VOL_S,  // σ√Δ of each shock
+  MP_ETA_DT, MP_DELTA_DT,       // ηΔ, δΔ
+  MP_RETENTION,                 // 1 − ωΔ
+  MP_P_SPAN,                    // P_cap − P_floor
   MP_CHOL,                      // 6 x 6 lower-triangular factor, row-major
   MP_POISSON_CDF = MP_CHOL + 36,  // P(N <= k), k = 0 .. MP_N_POISSON - 1
   MP_COUNT = MP_POISSON_CDF + 12
@@ -36,7 +44,10 @@ enum MarketMonthly { MM_TRAINING, MM_BUILD, MM_LAUNCH_DROP, MM_COUNT };
 
 // One row per firm: `firm_table`, FT_COUNT doubles each.
 enum FirmField {
-  FT_GPUS, FT_COST_PER_GPU_HOUR, FT_OVERHEAD, FT_OPENING_CASH, FT_HAIRCUT,
+  FT_GPUS,
+  FT_OPERATING_COST,            // GPUs·cost per GPU-hour·hours + overhead [USD/month]
+  FT_OPENING_CASH,
+  FT_RECOVERY,                  // 1 − haircut: what seized GPUs sell for, per USD of V
   FT_CONTRACT0, FT_N_CONTRACTS, FT_FACILITY0, FT_N_FACILITIES, FT_COUNT
 };
 

@@ -23,7 +23,15 @@ from gpusim import load_config, sketch
 from gpusim.backends import host, kernel_io
 from gpusim.backends.cuda import KERNELS
 from gpusim.backends.header import kernel_dir, layout, limits
-from gpusim.backends.packing import NOT_PACKED, LayoutError, pack, pack_fields, slots
+from gpusim.backends.packing import (
+    NOT_PACKED,
+    LayoutError,
+    derived_firm,
+    derived_market,
+    pack,
+    pack_fields,
+    slots,
+)
 from gpusim.backends.reference import dense_counts, simulate_block
 from gpusim.outputs import BY_NAME, OUTPUTS, PER_PATH, count_names
 
@@ -158,12 +166,22 @@ def test_packing_equals_the_hand_written_layout_of_the_firms_config():
         "MarketParam.g_mean": [0.6, 0.0],  # (boom, bust)
         "MarketParam.p_switch": [0.05, 0.1],  # (boom → bust, bust → boom)
         "MarketParam.lag": 3,
+        # derived once on the host (packing.derived_market)
+        "MarketParam.ln_p_ref": math.log(2.0),
+        "MarketParam.half_var_d": 0.5 * 0.3**2,
+        "MarketParam.vol_d": 0.3 * math.sqrt(1 / 12),
+        "MarketParam.vol_s": 0.4 * math.sqrt(1 / 12),
+        "MarketParam.retention": 1 - 0.18 / 12,
+        "MarketParam.p_span": 8.0 - 0.8,
         "MarketParam.n_poisson": 12,
         "MarketParam.poisson_cdf": cdf,
         "MarketMonthly.training": np.full(24, 2.0e8),
         "MarketMonthly.launch_drop": np.eye(24)[6] * 0.1,  # B200 volume, 2026-07
         "FirmField.gpus": [100_000, 20_000],
-        "FirmField.cost_per_gpu_hour": [1.2 * 0.08 + 0.2, 1.3 * 0.06 + 0.3],
+        # GPUs × (kW × power price + opex) × 730 hours + overhead, computed once on the host
+        "FirmField.operating_cost": [100_000 * (1.2 * 0.08 + 0.2) * 730.0 + 4.0e7,
+                                     20_000 * (1.3 * 0.06 + 0.3) * 730.0 + 1.0e6],
+        "FirmField.recovery": [1 - 0.3, 1 - 0.3],  # 1 − seizure haircut (0.3 by default)
         "FirmField.opening_cash": [5.0e8, 3.0e7],
         "FirmField.contract0": [0, 2],
         "FirmField.n_contracts": [2, 0],
@@ -195,14 +213,17 @@ def test_packing_fails_loudly_when_the_header_and_the_dataclasses_disagree():
 
     config = firms_config()
     lessor = firm_specs(config)[0]
-    no_haircut = SimpleNamespace(**{k: v for k, v in vars(lessor).items() if k != "haircut"})
-    with pytest.raises(LayoutError, match=r"FirmField entry FT_HAIRCUT: .* `haircut`"):
-        pack_fields("FirmField", no_haircut, contract0=0, facility0=0)
+    derived = derived_firm(lessor, 730.0)
+    no_cash = SimpleNamespace(**{k: v for k, v in vars(lessor).items() if k != "opening_cash"})
+    with pytest.raises(LayoutError, match=r"FirmField entry FT_OPENING_CASH: .* `opening_cash`"):
+        pack_fields("FirmField", no_cash, contract0=0, facility0=0, **derived)
     with pytest.raises(LayoutError, match=r"FirmField: no entries for the given \['bogus'\]"):
-        pack_fields("FirmField", lessor, contract0=0, facility0=0, bogus=1.0)
+        pack_fields("FirmField", lessor, contract0=0, facility0=0, bogus=1.0, **derived)
     long_cdf = replace(market_params(config), poisson_cdf=np.zeros(13))
     with pytest.raises(LayoutError, match=r"MP_POISSON_CDF: .*13 values for its 12 slot"):
-        pack_fields("MarketParam", long_cdf)
+        pack_fields("MarketParam", long_cdf, **derived_market(long_cdf))
+    with pytest.raises(LayoutError, match=r"MarketParam entry MP_LN_P_REF: .* `ln_p_ref`"):
+        pack_fields("MarketParam", market_params(config))  # the derived entries not given
 
     @dataclass(frozen=True)
     class WithCovenant(FacilitySpec):

@@ -12,6 +12,7 @@ knows: a firm's position in the contract and facility tables (FT_CONTRACT0, FT_F
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, is_dataclass
 from itertools import pairwise
 
@@ -32,6 +33,9 @@ NOT_PACKED: dict[str, dict[str, str]] = {
     },
     "FirmField": {
         "name": "not read by the kernel",
+        "cost_per_gpu_hour": "in FT_OPERATING_COST (derived_firm)",
+        "overhead": "in FT_OPERATING_COST (derived_firm)",
+        "haircut": "as FT_RECOVERY (derived_firm)",
         "capex": "the firm's row of `capex`",
         "contracts": "rows of `contract_table` (FT_CONTRACT0, FT_N_CONTRACTS)",
         "facilities": "rows of `facility_table` (FT_FACILITY0, FT_N_FACILITIES)",
@@ -134,17 +138,46 @@ class Packed:
             self.capex, self.draws))
 
 
+def derived_market(p: MarketParams) -> dict[str, float]:
+    """The market scalars that do not change per path or month, which the kernel would
+    otherwise recompute in every path's every month: ln P_ref, σ_D²/2, each shock's σ√Δ,
+    ηΔ, δΔ, 1 − ωΔ and P_cap − P_floor. Python floats are IEEE doubles and math.sqrt and
+    math.log are the C library's, so these are the very doubles the kernel computed
+    (MarketParam's derived entries, params.cuh)."""
+    sq = math.sqrt(p.dt)
+    return {
+        "ln_p_ref": math.log(p.p_ref), "half_var_d": 0.5 * (p.sigma_d * p.sigma_d),
+        "vol_d": p.sigma_d * sq, "vol_g": p.sigma_g * sq, "vol_p": p.sigma_p * sq,
+        "vol_v": p.sigma_v * sq, "vol_r": p.sigma_r * sq, "vol_s": p.sigma_s * sq,
+        "eta_dt": p.eta * p.dt, "delta_dt": p.delta * p.dt, "retention": 1.0 - p.omega * p.dt,
+        "p_span": p.p_cap - p.p_floor,
+    }
+
+
 def pack_market(p: MarketParams) -> tuple[np.ndarray, np.ndarray]:
-    """The market scalars (MarketParam) and the per-month schedules (MarketMonthly)."""
-    return pack_fields("MarketParam", p), pack_fields("MarketMonthly", p, row=p.months)
+    """The market scalars (MarketParam, with `derived_market`'s) and the per-month
+    schedules (MarketMonthly)."""
+    return (pack_fields("MarketParam", p, **derived_market(p)),
+            pack_fields("MarketMonthly", p, row=p.months))
 
 
-def pack_firms(specs: tuple[FirmSpec, ...], months: int) -> tuple[np.ndarray, ...]:
-    """The firm, contract and facility tables, and the capex and draws schedules."""
+def derived_firm(spec: FirmSpec, hours: float) -> dict[str, float]:
+    """A firm's numbers that do not change per path or month, computed once here in the
+    double operations the kernel would repeat (as `derived_market`): the monthly
+    operating cost, GPUs × cost per GPU-hour × `hours` (GPU-hours a month) + overhead
+    [USD/month], and the recovery 1 − haircut of seized GPUs."""
+    return {"operating_cost": spec.gpus * spec.cost_per_gpu_hour * hours + spec.overhead,
+            "recovery": 1.0 - spec.haircut}
+
+
+def pack_firms(specs: tuple[FirmSpec, ...], months: int, hours: float
+               ) -> tuple[np.ndarray, ...]:
+    """The firm, contract and facility tables, and the capex and draws schedules;
+    `hours` are the market's GPU-hours a month (MarketParams.hours)."""
     firms, contracts, facilities = [], [], []
     for spec in specs:
         firms.append(pack_fields("FirmField", spec, contract0=len(contracts),
-                                 facility0=len(facilities)))
+                                 facility0=len(facilities), **derived_firm(spec, hours)))
         contracts += [pack_fields("ContractField", c) for c in spec.contracts]
         facilities += [pack_fields("FacilityField", f) for f in spec.facilities]
     capex = np.array([s.capex for s in specs]).reshape(len(specs), months)
@@ -158,7 +191,7 @@ def pack(config: Config) -> Packed:
     p = market_params(config)
     market, monthly = pack_market(p)
     firm_table, contract_table, facility_table, capex, draws = pack_firms(
-        firm_specs(config), p.months)
+        firm_specs(config), p.months, p.hours)
     if np.isnan(market).any():
         prefix, _, entries = slots("MarketParam")
         nan = [f"{prefix}{name.upper()}" for name, first, width in entries

@@ -18,12 +18,12 @@ from helpers import firms_config, small_config
 from test_kernels import assert_paths_agree
 
 from gpusim import load_config, run, simulate
-from gpusim.backends import devices, native
+from gpusim.backends import devices, header, kernel_io, native
 from gpusim.backends.base import blocks
 from gpusim.backends.native import NativeBackend
 from gpusim.backends.reference import NumpyBackend, dense_counts, simulate_block
 from gpusim.cli import main
-from gpusim.errors import InputError
+from gpusim.errors import InputError, SimulationError
 from gpusim.outputs import PER_PATH, count_names
 
 needs_native = pytest.mark.skipif(native.native().library is None,
@@ -114,6 +114,27 @@ def test_native_launch_summary_is_the_numpy_block_summary():
     for key, (index, counts) in want.counts.items():
         np.testing.assert_array_equal(got.counts[key][0], index, err_msg=key)
         np.testing.assert_array_equal(got.counts[key][1], counts, err_msg=key)
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cube_kernel_counts_its_nonfinite_values_and_the_first_is_named(threads):
+    """The cube kernel returns how many NaN/Inf values it wrote (the host no longer scans
+    every block); a block with any is an error naming variable, path and month."""
+    backend = NativeBackend(small_config(), threads=threads)
+    training = header.layout()["MarketMonthly"]["MM_TRAINING"]
+    backend.packed.monthly[training, 5] = np.inf  # GPU-hour demand is inf at month 5
+    out = {key: np.empty(shape, kind) for key, (shape, kind) in
+           kernel_io.cube_buffers(backend.packed, 300, "float64").items()}
+    args = kernel_io.cube_arguments(backend.packed.arrays(), backend.packed, 3, 40, 340, out)
+    bad = native._call("simulate_cube_f64", args, threads)
+    assert bad == sum(int((~np.isfinite(v)).sum()) for v in out.values()
+                      if v.dtype.kind == "f") > 0
+    with pytest.raises(SimulationError, match=r"gpu_hour_demand is inf on path 40 at "
+                                              r"month index 5"):
+        backend.launch(3, 40, 340)
+    backend.packed.monthly[training, 5] = 0.0
+    assert native._call("simulate_cube_f64", args, threads) == 0
 
 
 def test_usable_threads_follows_omp_num_threads_and_the_cgroup(monkeypatch, tmp_path):

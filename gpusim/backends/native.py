@@ -118,13 +118,15 @@ def usable_threads() -> int:
 
 
 def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
-    """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads."""
+    """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads;
+    its return value: a cube's count of NaN and Inf values, a summary's 0 (1: no memory
+    for the threads' counts)."""
     lib = native().library
     if lib is None:
         raise RuntimeError(f"native backend unavailable: {native().reason}")
     mode, suffix = kernel.removeprefix("simulate_").rsplit("_", 1)
     fn = getattr(lib, f"gpusim_native_{mode}_{suffix}")
-    fn.restype = ctypes.c_int if mode == "summary" else None
+    fn.restype = ctypes.c_int if mode == "summary" else ctypes.c_longlong
     return fn(*(kernel_io.c_argument(a) for a in args), ctypes.c_int(threads))
 
 
@@ -149,9 +151,12 @@ class NativeBackend(Backend):
                kernel_io.cube_buffers(self.packed, stop - start, dtype, record_flows).items()}
         args = kernel_io.cube_arguments(self.packed.arrays(), self.packed, seed, start, stop,
                                         out)
-        _call(kernel_io.kernel_name("cube", dtype), args, self.threads)
+        bad = _call(kernel_io.kernel_name("cube", dtype), args, self.threads)
         result = kernel_io.unpack(out)
-        check_finite(result, start)
+        if bad:  # the kernel counted them; the scan names the first
+            check_finite(result, start)
+            raise SimulationError(f"{bad} NaN or Inf values in the block of paths "
+                                  f"[{start}, {stop})")
         return Ready(result)
 
     def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:

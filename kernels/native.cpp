@@ -88,9 +88,9 @@ struct TileShocks {
 };
 
 // Draw the shocks of paths path .. path + m - 1 (m <= TILE), months 0 .. months - 2 (the
-// last month advances nothing).
-__attribute__((flatten)) void draw_tile(u64 seed, u64 path, long long m, int months,
-                                        double* shocks) {
+// last month advances nothing). Everything it calls is inlined (flatten), so that the loop
+// over paths vectorizes whole: 2 paths a vector in the portable build.
+GPUSIM_HOT void draw_tile_body(u64 seed, u64 path, long long m, int months, double* shocks) {
   for (int t = 0; t + 1 < months; ++t) {
     double* at = shocks + (size_t)t * SHOCKS * TILE;
     for (long long k = 0; k < m; ++k) {
@@ -101,6 +101,51 @@ __attribute__((flatten)) void draw_tile(u64 seed, u64 path, long long m, int mon
       at[7 * TILE + k] = uni[1];
     }
   }
+}
+
+__attribute__((flatten)) void draw_tile_portable(u64 seed, u64 path, long long m, int months,
+                                                 double* shocks) {
+  draw_tile_body(seed, path, m, months, shocks);
+}
+
+// The same loop compiled for AVX2 as well (4 paths a vector), used where the CPU has it,
+// so the library stays portable (x86-64-v2) and still uses a newer CPU's vectors where
+// most of a tile's arithmetic is. No FMA (not enabled by target("avx2"), and
+// -ffp-contract=off): the same IEEE operations lane by lane, so the same bits
+// (tests/test_native.py compares the two).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GPUSIM_AVX2_DRAWS 1
+__attribute__((flatten, target("avx2"))) void draw_tile_avx2(u64 seed, u64 path, long long m,
+                                                             int months, double* shocks) {
+  draw_tile_body(seed, path, m, months, shocks);
+}
+#endif
+
+// 1 if draw_tile uses the AVX2 loop: -1 until first asked, then the CPU's answer unless the
+// host set it (gpusim_native_avx2).
+int avx2_draws = -1;
+
+int avx2_supported() {
+#ifdef GPUSIM_AVX2_DRAWS
+  return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+  return 0;
+#endif
+}
+
+void draw_tile(u64 seed, u64 path, long long m, int months, double* shocks) {
+#ifdef GPUSIM_AVX2_DRAWS
+  if (avx2_draws > 0) {
+    draw_tile_avx2(seed, path, m, months, shocks);
+    return;
+  }
+#endif
+  draw_tile_portable(seed, path, m, months, shocks);
+}
+
+// Before a block's parallel region: the CPU's answer, unless the host already set one.
+void settle_draws() {
+  if (avx2_draws < 0) avx2_draws = avx2_supported();
 }
 
 template <typename R> bool has_flows(const CubeOut<R>& o) { return o.flows != nullptr; }
@@ -251,6 +296,7 @@ void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
 // sets are added after the loop.
 template <typename R> int run_summary(const Inputs& in, u64 seed, long long path0,
                                       const SummaryOut<R>& o, int threads) {
+  settle_draws();
   const int team = team_size(threads);
   const Counts c = counts_of(o, in.months, in.firms.n_firms, in.firms.n_facilities);
   unsigned** extra = (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
@@ -274,6 +320,7 @@ template <typename R> int run_summary(const Inputs& in, u64 seed, long long path
 // the first).
 template <typename R> long long run_cube(const Inputs& in, u64 seed, long long path0,
                                          const CubeOut<R>& o, int threads) {
+  settle_draws();
   long long bad = 0;
 #pragma omp parallel num_threads(team_size(threads)) reduction(+ : bad)
   bad += run_tiles(in, seed, path0, o);
@@ -304,6 +351,13 @@ const char* gpusim_native_digest(void) { return GPUSIM_NATIVE_DIGEST; }
 
 // The instruction set the build targets (-march), for provenance.
 const char* gpusim_native_isa(void) { return GPUSIM_NATIVE_ISA; }
+
+// Whether the shocks are drawn with the AVX2 loop: `use` 0 turns it off, 1 on where the
+// CPU has AVX2, < 0 leaves it; returns the setting now (1 on, 0 off).
+int gpusim_native_avx2(int use) {
+  if (use >= 0 || avx2_draws < 0) avx2_draws = use == 0 ? 0 : avx2_supported();
+  return avx2_draws;
+}
 
 // OpenMP's default team size here (1 without OpenMP).
 int gpusim_native_max_threads(void) { return team_size(0); }

@@ -137,6 +137,26 @@ def test_the_cube_kernel_counts_its_nonfinite_values_and_the_first_is_named(thre
     assert native._call("simulate_cube_f64", args, threads) == 0
 
 
+@needs_native
+@pytest.mark.parametrize("name", ["market", "firms"])
+def test_the_avx2_draws_give_the_portable_bits(name):
+    """The shocks' loop compiled for AVX2 (used where the CPU has it) and the portable
+    x86-64-v2 loop give the same bits, cube and summary."""
+    lib = native.native()
+    if not lib.avx2(1):
+        pytest.skip("no AVX2 loop here (CPU or compiler)")
+    backend = NativeBackend(CONFIGS_BY_NAME[name](), threads=2)
+    try:
+        with_avx2 = backend(5, 30, 330), backend.summarize(5, 30, 330)
+        assert not lib.avx2(0)
+        portable = backend(5, 30, 330), backend.summarize(5, 30, 330)
+    finally:
+        lib.avx2(1)
+    for got, want in zip(portable, with_avx2, strict=True):
+        for key, values in want.items():
+            assert got[key].tobytes() == values.tobytes(), key
+
+
 def test_usable_threads_follows_omp_num_threads_and_the_cgroup(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert native.usable_threads() == 3
@@ -193,8 +213,9 @@ def test_resume_on_the_other_cpu_backend_is_refused(tmp_path, small_yaml, capsys
 
 @needs_native
 def test_the_build_is_portable():
-    """The library is built for x86-64-v2 (no AVX: no ymm or zmm register anywhere) on
-    x86-64, with OpenMP."""
+    """The library is built for x86-64-v2 on x86-64, with OpenMP: no AVX (no ymm or zmm
+    register) anywhere but in the shocks' AVX2 loop, which runs only where the CPU has it
+    (and no FMA instruction at all)."""
     path = native.library_path()
     lib = native.native()
     assert lib.library.gpusim_native_openmp() == 1
@@ -204,7 +225,14 @@ def test_the_build_is_portable():
                           check=False)
     if proc.returncode != 0:
         pytest.skip("objdump not available")
-    assert "%ymm" not in proc.stdout and "%zmm" not in proc.stdout
+    function, wide = "", set()
+    for line in proc.stdout.splitlines():
+        if line.endswith(">:"):
+            function = line.split("<", 1)[1]
+        elif "%ymm" in line or "%zmm" in line:
+            wide.add(function)
+    assert all("draw_tile_avx2" in f for f in wide), wide
+    assert not any(op in proc.stdout for op in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"))
 
 
 def test_install_without_a_compiler_still_works(tmp_path):

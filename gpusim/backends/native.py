@@ -43,6 +43,19 @@ class Native:
         """The -march the library was built for."""
         return _text(self.library.gpusim_native_isa) if self.library else ""
 
+    @property
+    def vectors(self) -> str:
+        """The instruction set the shocks are drawn with here: the build's, or AVX2 on a
+        CPU that has it (the same bits either way)."""
+        return "avx2 draws" if self.avx2(-1) else f"{self.isa} draws"
+
+    def avx2(self, use: int) -> bool:
+        """Whether the shocks are drawn with the library's AVX2 loop: `use` 0 turns it
+        off, 1 on (where the CPU has AVX2), -1 only asks. Test and benchmark use: the
+        default, the CPU's answer, is what runs."""
+        return bool(self.library.gpusim_native_avx2(ctypes.c_int(use))) if self.library \
+            else False
+
 
 def native_digest() -> str:
     """A digest of the sources the extension is built from (setup.py's native_digest)."""
@@ -142,7 +155,8 @@ class NativeBackend(Backend):
         super().__init__(config)
         self.packed = pack(config)
         self.threads = threads or usable_threads()
-        self.device_name = f"cpu: native, {self.threads} threads, {native().isa}"
+        self.device_name = (f"cpu: native, {self.threads} threads, {native().isa}, "
+                            f"{native().vectors}")
 
     def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
                record_flows: bool = False) -> Handle[dict[str, Any]]:

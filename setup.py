@@ -6,6 +6,9 @@ is built single-threaded. It is a plain shared library with a C ABI, loaded by
 gpusim/backends/native.py through ctypes (it has no Python module init).
 
 Flags: -O3 -ffp-contract=off (no FMA contraction, so it rounds like numpy), no fast-math,
+-fno-math-errno -fno-trapping-math (neither changes a value: sqrt is one instruction and
+not a possible libm call for errno, and selects between computed values need not be
+branches; together they let the loop that draws a tile's shocks vectorize over paths),
 and on x86-64 -march=x86-64-v2 (SSE4.2/POPCNT: any x86-64 CPU since about 2009), so a wheel
 built on one machine runs on another. GPUSIM_NATIVE_MARCH=native builds for this CPU (any
 -march value works; an empty value passes no -march).
@@ -24,7 +27,8 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 KERNELS = HERE / "kernels"
-BASE_FLAGS = ["-O3", "-std=c++14", "-ffp-contract=off", "-fno-fast-math", "-fPIC"]
+BASE_FLAGS = ["-O3", "-std=c++14", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno",
+              "-fno-trapping-math", "-fPIC"]
 DEFAULT_MARCH = "x86-64-v2" if platform.machine().lower() in ("x86_64", "amd64") else ""
 
 

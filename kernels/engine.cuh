@@ -125,10 +125,20 @@ GPUSIM_HD void emit_facility(const SummaryOut<R>& o, int months, int n_facilitie
 template <typename R>
 GPUSIM_HD void emit_flows(const SummaryOut<R>&, int, int, int, int, long long, const R*) {}
 
+// Where simulate_path takes month t's market shocks (market_draws' eps and uniforms) from:
+// by default drawn there and then, as the GPU's thread per path does; the native CPU build
+// passes its own, drawn beforehand for many paths at once by the same market_draws.
+struct DrawMarket {
+  GPUSIM_HD void operator()(u64 seed, u64 path, long long, int t, double eps[6],
+                            double uni[2]) const {
+    market_draws(seed, path, (u32)t, eps, uni);
+  }
+};
+
 // Simulate path `path` (its index i within the block) and write its cube.
-template <typename R, template <typename> class Out>
+template <typename R, template <typename> class Out, typename Draws = DrawMarket>
 GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
-                             const Out<R>& o) {
+                             const Out<R>& o, const Draws& draws = Draws()) {
   const int months = in.months;
   const double* mp = in.mp;
   const FirmInputs& fi = in.firms;
@@ -183,7 +193,7 @@ GPUSIM_HD void simulate_path(const Inputs& in, u64 seed, u64 path, long long i,
     }
     if (t + 1 < months) {
       double eps[6], uni[2];
-      market_draws(seed, path, (u32)t, eps, uni);
+      draws(seed, path, i, t, eps, uni);
       R z[6];
       for (int a = 0; a < 6; ++a) {  // the factor is lower-triangular: b > a adds 0·eps
         double sum = 0.0;

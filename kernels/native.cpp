@@ -10,7 +10,8 @@
 // row (one path at a time touches a different page for every value).
 // Entry points take gpusim.cu's parameter lists (engine.cuh) followed by `int threads`
 // (<= 0: OpenMP's default, which follows OMP_NUM_THREADS and the affinity mask); the
-// summary entry points return 0, or 1 when memory for the threads' counts ran out.
+// cube entry points return the number of NaN and Inf values they wrote, the summary entry
+// points 0, or 1 when memory for the threads' counts ran out.
 //   built by setup.py: -O3 -std=c++14 -ffp-contract=off -fopenmp [-march=x86-64-v2]
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,83 @@ template <typename R> struct Tile {
   }
 };
 
+// The market shocks of a tile's paths, drawn before the paths run (market_draws, many
+// paths at a time: the loop over paths vectorizes; each path's draws are the same
+// arithmetic as one at a time, so the same bits). Month t's eps[s] (s < 6) and uni[s - 6]
+// of the tile's path k are at shocks[(t * SHOCKS + s) * TILE + k].
+const int SHOCKS = 8;
+
+struct TileShocks {
+  const double* shocks;
+  void operator()(u64, u64, long long k, int t, double eps[6], double uni[2]) const {
+    const double* at = shocks + (size_t)t * SHOCKS * TILE + k;
+    for (int s = 0; s < 6; ++s) eps[s] = at[s * TILE];
+    uni[0] = at[6 * TILE];
+    uni[1] = at[7 * TILE];
+  }
+};
+
+// Draw the shocks of paths path .. path + m - 1 (m <= TILE), months 0 .. months - 2 (the
+// last month advances nothing). Everything it calls is inlined (flatten), so that the loop
+// over paths vectorizes whole: 2 paths a vector in the portable build.
+GPUSIM_HOT void draw_tile_body(u64 seed, u64 path, long long m, int months, double* shocks) {
+  for (int t = 0; t + 1 < months; ++t) {
+    double* at = shocks + (size_t)t * SHOCKS * TILE;
+    for (long long k = 0; k < m; ++k) {
+      double eps[6], uni[2];
+      market_draws(seed, path + (u64)k, (u32)t, eps, uni);
+      for (int s = 0; s < 6; ++s) at[s * TILE + k] = eps[s];
+      at[6 * TILE + k] = uni[0];
+      at[7 * TILE + k] = uni[1];
+    }
+  }
+}
+
+__attribute__((flatten)) void draw_tile_portable(u64 seed, u64 path, long long m, int months,
+                                                 double* shocks) {
+  draw_tile_body(seed, path, m, months, shocks);
+}
+
+// The same loop compiled for AVX2 as well (4 paths a vector), used where the CPU has it,
+// so the library stays portable (x86-64-v2) and still uses a newer CPU's vectors where
+// most of a tile's arithmetic is. No FMA (not enabled by target("avx2"), and
+// -ffp-contract=off): the same IEEE operations lane by lane, so the same bits
+// (tests/test_native.py compares the two).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GPUSIM_AVX2_DRAWS 1
+__attribute__((flatten, target("avx2"))) void draw_tile_avx2(u64 seed, u64 path, long long m,
+                                                             int months, double* shocks) {
+  draw_tile_body(seed, path, m, months, shocks);
+}
+#endif
+
+// 1 if draw_tile uses the AVX2 loop: -1 until first asked, then the CPU's answer unless the
+// host set it (gpusim_native_avx2).
+int avx2_draws = -1;
+
+int avx2_supported() {
+#ifdef GPUSIM_AVX2_DRAWS
+  return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+  return 0;
+#endif
+}
+
+void draw_tile(u64 seed, u64 path, long long m, int months, double* shocks) {
+#ifdef GPUSIM_AVX2_DRAWS
+  if (avx2_draws > 0) {
+    draw_tile_avx2(seed, path, m, months, shocks);
+    return;
+  }
+#endif
+  draw_tile_portable(seed, path, m, months, shocks);
+}
+
+// Before a block's parallel region: the CPU's answer, unless the host already set one.
+void settle_draws() {
+  if (avx2_draws < 0) avx2_draws = avx2_supported();
+}
+
 template <typename R> bool has_flows(const CubeOut<R>& o) { return o.flows != nullptr; }
 template <typename R> bool has_flows(const SummaryOut<R>&) { return false; }
 
@@ -116,18 +194,55 @@ void drain(const Tile<R>& tile, long long m, const Inputs& in, const Out<R>& o,
           tile.exposure_at_default[(size_t)j * m + k];
 }
 
-// This thread's share of the block's paths, a tile at a time (inside a parallel region).
+// NaN and Inf values among the first `len` of `x` (x - x is 0 exactly when x is finite).
+template <typename R> long long nonfinite_in(const std::vector<R>& x, size_t len) {
+  long long bad = 0;
+  for (size_t k = 0; k < len; ++k) bad += !(x[k] - x[k] == (R)0);
+  return bad;
+}
+
+// NaN and Inf values of a tile of m paths, every float output of the cube (the summary
+// kernel counts them as it buckets: SummaryOut::nonfinite). Scanned while the tile is in
+// cache, so the host need not scan the whole cube again after the call.
+template <typename R>
+long long nonfinite_in(const Tile<R>& tile, long long m, const Inputs& in) {
+  const size_t per = (size_t)m * in.months, nf = in.firms.n_firms, na = in.firms.n_facilities;
+  return nonfinite_in(tile.market, MO_COUNT * per)
+         + nonfinite_in(tile.firm, FO_COUNT * per * nf)
+         + nonfinite_in(tile.facility, AO_COUNT * per * na)
+         + (tile.flows.empty() ? 0 : nonfinite_in(tile.flows, FL_COUNT * per * nf))
+         + nonfinite_in(tile.loss_total, (size_t)m * na)
+         + nonfinite_in(tile.exposure_at_default, (size_t)m * na);
+}
+template <typename R>
+long long nonfinite_in(const Tile<R>&, long long, const Inputs&, const SummaryOut<R>&) {
+  return 0;  // the summary outputs count them as they bucket
+}
+template <typename R>
+long long nonfinite_in(const Tile<R>& tile, long long m, const Inputs& in, const CubeOut<R>&) {
+  return nonfinite_in(tile, m, in);
+}
+
+// This thread's share of the block's paths, a tile at a time (inside a parallel region);
+// returns the NaN and Inf values of the cube it wrote (0 in summary mode).
 template <typename R, template <typename> class Out>
-void run_tiles(const Inputs& in, u64 seed, long long path0, const Out<R>& o) {
+long long run_tiles(const Inputs& in, u64 seed, long long path0, const Out<R>& o) {
   Tile<R> tile(in, has_flows(o));
+  std::vector<double> shocks((size_t)in.months * SHOCKS * TILE);
+  const TileShocks drawn = {shocks.data()};
   const long long tiles = (o.n + TILE - 1) / TILE;
-#pragma omp for schedule(dynamic, 1)
+  long long bad = 0;
+#pragma omp for schedule(dynamic, 1) nowait
   for (long long b = 0; b < tiles; ++b) {
     const long long i0 = b * TILE, m = gs_min(TILE, o.n - i0);
     const CubeOut<R> local = tile.out(m);
-    for (long long k = 0; k < m; ++k) simulate_path(in, seed, (u64)(path0 + i0 + k), k, local);
+    draw_tile(seed, (u64)(path0 + i0), m, in.months, shocks.data());
+    for (long long k = 0; k < m; ++k)
+      simulate_path(in, seed, (u64)(path0 + i0 + k), k, local, drawn);
+    bad += nonfinite_in(tile, m, in, o);
     drain(tile, m, in, o, i0);
   }
+  return bad;
 }
 
 // The summary kernel's count buffers, one set: (pointer, length) of each.
@@ -181,6 +296,7 @@ void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
 // sets are added after the loop.
 template <typename R> int run_summary(const Inputs& in, u64 seed, long long path0,
                                       const SummaryOut<R>& o, int threads) {
+  settle_draws();
   const int team = team_size(threads);
   const Counts c = counts_of(o, in.months, in.firms.n_firms, in.firms.n_facilities);
   unsigned** extra = (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
@@ -200,17 +316,22 @@ template <typename R> int run_summary(const Inputs& in, u64 seed, long long path
   return ok ? 0 : 1;  // 1: out of memory (nothing counted)
 }
 
-template <typename R> void run_cube(const Inputs& in, u64 seed, long long path0,
-                                    const CubeOut<R>& o, int threads) {
-#pragma omp parallel num_threads(team_size(threads))
-  run_tiles(in, seed, path0, o);
+// The cube of the block; returns its NaN and Inf values (the host then finds and names
+// the first).
+template <typename R> long long run_cube(const Inputs& in, u64 seed, long long path0,
+                                         const CubeOut<R>& o, int threads) {
+  settle_draws();
+  long long bad = 0;
+#pragma omp parallel num_threads(team_size(threads)) reduction(+ : bad)
+  bad += run_tiles(in, seed, path0, o);
+  return bad;
 }
 
 }  // namespace
 
 #define NATIVE_CUBE(NAME, R)                                                                 \
-  void NAME(GPUSIM_CUBE_PARAMS(R), int threads) {                                            \
-    run_cube<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_CUBE_OUT(R), threads);                    \
+  long long NAME(GPUSIM_CUBE_PARAMS(R), int threads) {                                       \
+    return run_cube<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_CUBE_OUT(R), threads);             \
   }
 
 #define NATIVE_SUMMARY(NAME, R)                                                              \
@@ -230,6 +351,13 @@ const char* gpusim_native_digest(void) { return GPUSIM_NATIVE_DIGEST; }
 
 // The instruction set the build targets (-march), for provenance.
 const char* gpusim_native_isa(void) { return GPUSIM_NATIVE_ISA; }
+
+// Whether the shocks are drawn with the AVX2 loop: `use` 0 turns it off, 1 on where the
+// CPU has AVX2, < 0 leaves it; returns the setting now (1 on, 0 off).
+int gpusim_native_avx2(int use) {
+  if (use >= 0 || avx2_draws < 0) avx2_draws = use == 0 ? 0 : avx2_supported();
+  return avx2_draws;
+}
 
 // OpenMP's default team size here (1 without OpenMP).
 int gpusim_native_max_threads(void) { return team_size(0); }

@@ -44,7 +44,12 @@ GPUSIM_HD Words draw_words(u64 seed, u64 path, u32 month, u32 slot) {
   return philox4x32(slot, month, (u32)path, (u32)(path >> 32), (u32)seed, (u32)(seed >> 32));
 }
 
-GPUSIM_HD double to_uniform(u32 word) { return ((double)word + 0.5) * 2.3283064365386963e-10; }
+// ((double)word + 0.5) * 2^-32, every step exact; written through a signed int (word − 2^31,
+// + 2^31 + 0.5) because x86 has no vector unsigned-to-double conversion before AVX-512, so
+// that the native build's loop over paths vectorizes. The same bits either way.
+GPUSIM_HD double to_uniform(u32 word) {
+  return ((double)(int)(word ^ 0x80000000u) + 2147483648.5) * 2.3283064365386963e-10;
+}
 
 // gs_log and gs_sincos (gsmath.cuh): the same arithmetic in every build.
 GPUSIM_HD void box_muller(double u_a, double u_b, double* z_a, double* z_b) {

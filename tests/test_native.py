@@ -18,12 +18,12 @@ from helpers import firms_config, small_config
 from test_kernels import assert_paths_agree
 
 from gpusim import load_config, run, simulate
-from gpusim.backends import devices, native
+from gpusim.backends import devices, header, kernel_io, native
 from gpusim.backends.base import blocks
 from gpusim.backends.native import NativeBackend
 from gpusim.backends.reference import NumpyBackend, dense_counts, simulate_block
 from gpusim.cli import main
-from gpusim.errors import InputError
+from gpusim.errors import InputError, SimulationError
 from gpusim.outputs import PER_PATH, count_names
 
 needs_native = pytest.mark.skipif(native.native().library is None,
@@ -116,6 +116,47 @@ def test_native_launch_summary_is_the_numpy_block_summary():
         np.testing.assert_array_equal(got.counts[key][1], counts, err_msg=key)
 
 
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cube_kernel_counts_its_nonfinite_values_and_the_first_is_named(threads):
+    """The cube kernel returns how many NaN/Inf values it wrote (the host no longer scans
+    every block); a block with any is an error naming variable, path and month."""
+    backend = NativeBackend(small_config(), threads=threads)
+    training = header.layout()["MarketMonthly"]["MM_TRAINING"]
+    backend.packed.monthly[training, 5] = np.inf  # GPU-hour demand is inf at month 5
+    out = {key: np.empty(shape, kind) for key, (shape, kind) in
+           kernel_io.cube_buffers(backend.packed, 300, "float64").items()}
+    args = kernel_io.cube_arguments(backend.packed.arrays(), backend.packed, 3, 40, 340, out)
+    bad = native._call("simulate_cube_f64", args, threads)
+    assert bad == sum(int((~np.isfinite(v)).sum()) for v in out.values()
+                      if v.dtype.kind == "f") > 0
+    with pytest.raises(SimulationError, match=r"gpu_hour_demand is inf on path 40 at "
+                                              r"month index 5"):
+        backend.launch(3, 40, 340)
+    backend.packed.monthly[training, 5] = 0.0
+    assert native._call("simulate_cube_f64", args, threads) == 0
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["market", "firms"])
+def test_the_avx2_draws_give_the_portable_bits(name):
+    """The shocks' loop compiled for AVX2 (used where the CPU has it) and the portable
+    x86-64-v2 loop give the same bits, cube and summary."""
+    lib = native.native()
+    if not lib.avx2(1):
+        pytest.skip("no AVX2 loop here (CPU or compiler)")
+    backend = NativeBackend(CONFIGS_BY_NAME[name](), threads=2)
+    try:
+        with_avx2 = backend(5, 30, 330), backend.summarize(5, 30, 330)
+        assert not lib.avx2(0)
+        portable = backend(5, 30, 330), backend.summarize(5, 30, 330)
+    finally:
+        lib.avx2(1)
+    for got, want in zip(portable, with_avx2, strict=True):
+        for key, values in want.items():
+            assert got[key].tobytes() == values.tobytes(), key
+
+
 def test_usable_threads_follows_omp_num_threads_and_the_cgroup(monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert native.usable_threads() == 3
@@ -172,8 +213,9 @@ def test_resume_on_the_other_cpu_backend_is_refused(tmp_path, small_yaml, capsys
 
 @needs_native
 def test_the_build_is_portable():
-    """The library is built for x86-64-v2 (no AVX: no ymm or zmm register anywhere) on
-    x86-64, with OpenMP."""
+    """The library is built for x86-64-v2 on x86-64, with OpenMP: no AVX (no ymm or zmm
+    register) anywhere but in the shocks' AVX2 loop, which runs only where the CPU has it
+    (and no FMA instruction at all)."""
     path = native.library_path()
     lib = native.native()
     assert lib.library.gpusim_native_openmp() == 1
@@ -183,7 +225,14 @@ def test_the_build_is_portable():
                           check=False)
     if proc.returncode != 0:
         pytest.skip("objdump not available")
-    assert "%ymm" not in proc.stdout and "%zmm" not in proc.stdout
+    function, wide = "", set()
+    for line in proc.stdout.splitlines():
+        if line.endswith(">:"):
+            function = line.split("<", 1)[1]
+        elif "%ymm" in line or "%zmm" in line:
+            wide.add(function)
+    assert all("draw_tile_avx2" in f for f in wide), wide
+    assert not any(op in proc.stdout for op in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"))
 
 
 def test_install_without_a_compiler_still_works(tmp_path):

@@ -43,6 +43,19 @@ class Native:
         """The -march the library was built for."""
         return _text(self.library.gpusim_native_isa) if self.library else ""
 
+    @property
+    def vectors(self) -> str:
+        """The instruction set the shocks are drawn with here: the build's, or AVX2 on a
+        CPU that has it (the same bits either way)."""
+        return "avx2 draws" if self.avx2(-1) else f"{self.isa} draws"
+
+    def avx2(self, use: int) -> bool:
+        """Whether the shocks are drawn with the library's AVX2 loop: `use` 0 turns it
+        off, 1 on (where the CPU has AVX2), -1 only asks. Test and benchmark use: the
+        default, the CPU's answer, is what runs."""
+        return bool(self.library.gpusim_native_avx2(ctypes.c_int(use))) if self.library \
+            else False
+
 
 def native_digest() -> str:
     """A digest of the sources the extension is built from (setup.py's native_digest)."""
@@ -118,13 +131,15 @@ def usable_threads() -> int:
 
 
 def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
-    """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads."""
+    """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads;
+    its return value: a cube's count of NaN and Inf values, a summary's 0 (1: no memory
+    for the threads' counts)."""
     lib = native().library
     if lib is None:
         raise RuntimeError(f"native backend unavailable: {native().reason}")
     mode, suffix = kernel.removeprefix("simulate_").rsplit("_", 1)
     fn = getattr(lib, f"gpusim_native_{mode}_{suffix}")
-    fn.restype = ctypes.c_int if mode == "summary" else None
+    fn.restype = ctypes.c_int if mode == "summary" else ctypes.c_longlong
     return fn(*(kernel_io.c_argument(a) for a in args), ctypes.c_int(threads))
 
 
@@ -140,7 +155,8 @@ class NativeBackend(Backend):
         super().__init__(config)
         self.packed = pack(config)
         self.threads = threads or usable_threads()
-        self.device_name = f"cpu: native, {self.threads} threads, {native().isa}"
+        self.device_name = (f"cpu: native, {self.threads} threads, {native().isa}, "
+                            f"{native().vectors}")
 
     def launch(self, seed: int, start: int, stop: int, on_device: bool = False,
                record_flows: bool = False) -> Handle[dict[str, Any]]:
@@ -149,9 +165,12 @@ class NativeBackend(Backend):
                kernel_io.cube_buffers(self.packed, stop - start, dtype, record_flows).items()}
         args = kernel_io.cube_arguments(self.packed.arrays(), self.packed, seed, start, stop,
                                         out)
-        _call(kernel_io.kernel_name("cube", dtype), args, self.threads)
+        bad = _call(kernel_io.kernel_name("cube", dtype), args, self.threads)
         result = kernel_io.unpack(out)
-        check_finite(result, start)
+        if bad:  # the kernel counted them; the scan names the first
+            check_finite(result, start)
+            raise SimulationError(f"{bad} NaN or Inf values in the block of paths "
+                                  f"[{start}, {stop})")
         return Ready(result)
 
     def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:

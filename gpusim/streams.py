@@ -26,7 +26,8 @@ Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas 
   a (slot, path) grid the words land so that one pass covers all three Box–Muller pairs.
 - u = (w + ½)·2⁻³² is formed exactly from the bits of 2²⁰ + w·2⁻³² (`_open_uniforms`),
   and 2π·u_b rounds once, as the formula does.
-- The draws of a month are made `CHUNK_PATHS` paths at a time into reused buffers.
+- The draws of a month are made `CHUNK_PATHS` paths at a time, straight into the engine's
+  month-after-month buffers for ε and the uniforms.
 - cos and sin are numpy's own (libm's). A complex exp(i·angle), which evaluates both in
   one libm sincos, gives the same bits here (checked for all 2³² angles on x86-64 glibc)
   but costs more: glibc's cexp also computes exp(0) and classifies its argument.
@@ -34,6 +35,7 @@ Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -47,10 +49,12 @@ PHILOX_ROUNDS = 10
 _MASK32 = 0xFFFFFFFF
 
 MARKET_SLOTS = 2
-CHUNK_PATHS = 4096
-"""Paths drawn at a time on numpy: Philox's three stacked buffers and the Box–Muller
-arrays of 4,096 paths (about 0.3 MB) stay in a core's L2 cache, which makes the month's
-draws about a third cheaper than one pass over a block of 16,384 paths."""
+CHUNK_PATHS = 8192
+"""Paths drawn at a time on numpy. Smaller chunks keep Philox's three stacked buffers in a
+core's L2 cache (4,096 paths: 384 kB), larger ones pay numpy's fixed cost per call
+(~1–3 µs, ~70 calls a chunk) fewer times. On the 2-vCPU development VM, shared with other
+work (load 9–16), a block of 16,384 market paths ran 8–22% faster in CPU time with
+8,192-path chunks than with 4,096 (benchmarks/README.md, numpy section)."""
 FIRM_SLOT0 = 2
 """First slot the firms may use; the market uses slots 0 and 1."""
 
@@ -69,6 +73,17 @@ def _round_keys(key: tuple[int, int]) -> list[tuple[int, int]]:
     return out
 
 
+@lru_cache(maxsize=16)
+def _round_constants(key: tuple[int, int], ndim: int, xp: ModuleType) -> tuple[Any, list[Any]]:
+    """The multipliers (M1, M0) and the ten round keys, as uint64 arrays shaped (2, 1, …) to
+    broadcast over stacked rows of `ndim` counter axes: made once per key, not per call
+    (a chunk of draws would otherwise spend ~10 µs of Python on them). Read-only."""
+    ones = (1,) * ndim
+    mult = xp.asarray([PHILOX_M1, PHILOX_M0], dtype=xp.uint64).reshape((2, *ones))
+    keys = xp.asarray(_round_keys(key), dtype=xp.uint64).reshape((PHILOX_ROUNDS, 2, *ones))
+    return mult, list(keys)
+
+
 def _philox_rows(counter: tuple[Any, Any, Any, Any], key: tuple[int, int],
                  xp: ModuleType = np) -> tuple[Any, Any]:
     """Philox4x32-10 as two stacked uint64 arrays (2, *shape) of 32-bit values.
@@ -84,13 +99,11 @@ def _philox_rows(counter: tuple[Any, Any, Any, Any], key: tuple[int, int],
     """
     u64 = xp.uint64
     shape = tuple(np.broadcast_shapes(*(np.shape(c) for c in counter)))
-    ones = (1,) * len(shape)
     x = xp.empty((2, *shape), dtype=u64)  # holds A (reversed from the first round on)
     b = xp.empty((2, *shape), dtype=u64)
     free = xp.empty((2, *shape), dtype=u64)
     x[0], x[1], b[0], b[1] = counter[2], counter[0], counter[1], counter[3]
-    mult = xp.asarray([PHILOX_M1, PHILOX_M0], dtype=u64).reshape((2, *ones))
-    keys = list(xp.asarray(_round_keys(key), dtype=u64).reshape((PHILOX_ROUNDS, 2, *ones)))
+    mult, keys = _round_constants((int(key[0]), int(key[1])), len(shape), xp)
     mask, shift = u64(_MASK32), u64(32)
     a = x
     for r in range(PHILOX_ROUNDS):

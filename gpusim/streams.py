@@ -74,13 +74,15 @@ def _round_keys(key: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=16)
-def _round_constants(key: tuple[int, int], ndim: int, xp: ModuleType) -> tuple[Any, list[Any]]:
-    """The multipliers (M1, M0) and the ten round keys, as uint64 arrays shaped (2, 1, …) to
-    broadcast over stacked rows of `ndim` counter axes: made once per key, not per call
-    (a chunk of draws would otherwise spend ~10 µs of Python on them). Read-only."""
+def _round_constants(key: tuple[int, int], ndim: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The multipliers (M1, M0) and the ten round keys, as numpy uint64 arrays shaped
+    (2, 1, …) to broadcast over stacked rows of `ndim` counter axes: made once per key, not
+    per call (a chunk of draws would otherwise spend ~10 µs of Python on them). Read-only."""
     ones = (1,) * ndim
-    mult = xp.asarray([PHILOX_M1, PHILOX_M0], dtype=xp.uint64).reshape((2, *ones))
-    keys = xp.asarray(_round_keys(key), dtype=xp.uint64).reshape((PHILOX_ROUNDS, 2, *ones))
+    mult = np.asarray([PHILOX_M1, PHILOX_M0], dtype=np.uint64).reshape((2, *ones))
+    keys = np.asarray(_round_keys(key), dtype=np.uint64).reshape((PHILOX_ROUNDS, 2, *ones))
+    for array in (mult, keys):
+        array.flags.writeable = False
     return mult, list(keys)
 
 
@@ -103,7 +105,9 @@ def _philox_rows(counter: tuple[Any, Any, Any, Any], key: tuple[int, int],
     b = xp.empty((2, *shape), dtype=u64)
     free = xp.empty((2, *shape), dtype=u64)
     x[0], x[1], b[0], b[1] = counter[2], counter[0], counter[1], counter[3]
-    mult, keys = _round_constants((int(key[0]), int(key[1])), len(shape), xp)
+    mult, keys = _round_constants((int(key[0]), int(key[1])), len(shape))
+    if xp is not np:  # on a device: copied there per call (a cache would pin one device)
+        mult, keys = xp.asarray(mult), [xp.asarray(k) for k in keys]
     mask, shift = u64(_MASK32), u64(32)
     a = x
     for r in range(PHILOX_ROUNDS):

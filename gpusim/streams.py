@@ -21,11 +21,13 @@ both outputs: z_a = √(−2 ln u_a)·cos(2π u_b), z_b = √(−2 ln u_a)·sin(
 Correlated shocks are Z = L·ε with L the (semi-definite) Cholesky factor of C.
 
 Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas above):
-- Philox runs on two stacked rows, (c0, c2) and (c3, c1), so that each round is five
-  in-place ufunc calls on preallocated buffers instead of ten calls and fresh arrays.
-- 2π·u_b is computed as (w + ½)·(2π·2⁻³²): scaling by 2⁻³² is exact, so both round once;
-  w + ½ itself is formed exactly from the bits of 2⁵² + w (`_plus_half`).
-- The draws of a month are made `CHUNK_PATHS` paths at a time into reused buffers.
+- Philox runs on two stacked rows, (c2, c0) and (c1, c3), so that each round is five
+  in-place ufunc calls on preallocated buffers instead of ten calls and fresh arrays; on
+  a (slot, path) grid the words land so that one pass covers all three Box–Muller pairs.
+- u = (w + ½)·2⁻³² is formed exactly from the bits of 2²⁰ + w·2⁻³² (`_open_uniforms`),
+  and 2π·u_b rounds once, as the formula does.
+- The draws of a month are made `CHUNK_PATHS` paths at a time, straight into the engine's
+  month-after-month buffers for ε and the uniforms.
 - cos and sin are numpy's own (libm's). A complex exp(i·angle), which evaluates both in
   one libm sincos, gives the same bits here (checked for all 2³² angles on x86-64 glibc)
   but costs more: glibc's cexp also computes exp(0) and classifies its argument.
@@ -33,6 +35,7 @@ Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -46,60 +49,76 @@ PHILOX_ROUNDS = 10
 _MASK32 = 0xFFFFFFFF
 
 MARKET_SLOTS = 2
-CHUNK_PATHS = 4096
-"""Paths drawn at a time on numpy: Philox's three stacked buffers and the Box–Muller
-arrays of 4,096 paths (about 0.3 MB) stay in a core's L2 cache, which makes the month's
-draws about a third cheaper than one pass over a block of 16,384 paths."""
+CHUNK_PATHS = 8192
+"""Paths drawn at a time on numpy. Smaller chunks keep Philox's three stacked buffers in a
+core's L2 cache (4,096 paths: 384 kB), larger ones pay numpy's fixed cost per call
+(~1–3 µs, ~70 calls a chunk) fewer times. On the 2-vCPU development VM, shared with other
+work (load 9–16), a block of 16,384 market paths ran 8–22% faster in CPU time with
+8,192-path chunks than with 4,096 (benchmarks/README.md, numpy section)."""
 FIRM_SLOT0 = 2
 """First slot the firms may use; the market uses slots 0 and 1."""
 
 TWO_PI = 6.283185307179586
 UNIFORM_SCALE = 2.0**-32
-_ANGLE_SCALE = TWO_PI * UNIFORM_SCALE
-"""2π·2⁻³², exact: (w + ½)·_ANGLE_SCALE rounds to the same double as TWO_PI·((w + ½)·2⁻³²)."""
 
 
 def _round_keys(key: tuple[int, int]) -> list[tuple[int, int]]:
-    """The (k1, k0) xor-ed into the (c0·M0, c2·M1) high words in each of the ten rounds."""
+    """The (k0, k1) xor-ed into the (c2·M1, c0·M0) high words in each of the ten rounds."""
     k0, k1 = int(key[0]), int(key[1])
     out = []
     for _ in range(PHILOX_ROUNDS):
-        out.append((k1, k0))
+        out.append((k0, k1))
         k0 = (k0 + PHILOX_W0) & _MASK32
         k1 = (k1 + PHILOX_W1) & _MASK32
     return out
+
+
+@lru_cache(maxsize=16)
+def _round_constants(key: tuple[int, int], ndim: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The multipliers (M1, M0) and the ten round keys, as numpy uint64 arrays shaped
+    (2, 1, …) to broadcast over stacked rows of `ndim` counter axes: made once per key, not
+    per call (a chunk of draws would otherwise spend ~10 µs of Python on them). Read-only."""
+    ones = (1,) * ndim
+    mult = np.asarray([PHILOX_M1, PHILOX_M0], dtype=np.uint64).reshape((2, *ones))
+    keys = np.asarray(_round_keys(key), dtype=np.uint64).reshape((PHILOX_ROUNDS, 2, *ones))
+    for array in (mult, keys):
+        array.flags.writeable = False
+    return mult, list(keys)
 
 
 def _philox_rows(counter: tuple[Any, Any, Any, Any], key: tuple[int, int],
                  xp: ModuleType = np) -> tuple[Any, Any]:
     """Philox4x32-10 as two stacked uint64 arrays (2, *shape) of 32-bit values.
 
-    Returns (A, B) with A = (w0, w2) and B = (w3, w1). One round, with A = (c0, c2) and
-    B = (c3, c1): P = A·(M0, M1); H = (P >> 32) ^ B ^ (k1, k0); then A ← (H[1], H[0]) and
-    B ← P & (2³² − 1), which is the Random123 round (c0, c1, c2, c3) ← (hi(c2·M1) ^ c1 ^ k0,
-    lo(c2·M1), hi(c0·M0) ^ c3 ^ k1, lo(c0·M0)). Three buffers rotate; no array is allocated
-    inside the loop.
+    Returns (A, B) with A = (w0, w2) and B = (w1, w3), each stacked along its first axis
+    in memory order (so that, on a (slot, path) grid, A's rows run w0 s0, w0 s1, w2 s0,
+    w2 s1). One round, with A held as (c2, c0) and B as (c1, c3): P = A·(M1, M0);
+    H = (P >> 32) ^ B ^ (k0, k1); then A ← (H[1], H[0]) and B ← P & (2³² − 1), which is
+    the Random123 round (c0, c1, c2, c3) ← (hi(c2·M1) ^ c1 ^ k0, lo(c2·M1),
+    hi(c0·M0) ^ c3 ^ k1, lo(c0·M0)). Three buffers rotate; no array is allocated inside
+    the loop, and every operand of a round is contiguous or broadcast along the stacking
+    axis only (numpy's fastest loops).
     """
     u64 = xp.uint64
     shape = tuple(np.broadcast_shapes(*(np.shape(c) for c in counter)))
-    ones = (1,) * len(shape)
     x = xp.empty((2, *shape), dtype=u64)  # holds A (reversed from the first round on)
     b = xp.empty((2, *shape), dtype=u64)
     free = xp.empty((2, *shape), dtype=u64)
-    x[0], x[1], b[0], b[1] = counter[0], counter[2], counter[3], counter[1]
-    mult = xp.asarray([PHILOX_M0, PHILOX_M1], dtype=u64).reshape((2, *ones))
-    keys = xp.asarray(_round_keys(key), dtype=u64).reshape((PHILOX_ROUNDS, 2, *ones))
+    x[0], x[1], b[0], b[1] = counter[2], counter[0], counter[1], counter[3]
+    mult, keys = _round_constants((int(key[0]), int(key[1])), len(shape))
+    if xp is not np:  # on a device: copied there per call (a cache would pin one device)
+        mult, keys = xp.asarray(mult), [xp.asarray(k) for k in keys]
     mask, shift = u64(_MASK32), u64(32)
     a = x
     for r in range(PHILOX_ROUNDS):
-        xp.multiply(a, mult, out=free)  # P = (c0·M0, c2·M1), exact in 64 bits
+        xp.multiply(a, mult, out=free)  # P = (c2·M1, c0·M0), exact in 64 bits
         xp.right_shift(free, shift, out=x)
         x ^= b
-        x ^= keys[r]  # x = (hi(c0·M0) ^ c3 ^ k1, hi(c2·M1) ^ c1 ^ k0) = (c2', c0')
-        free &= mask  # (lo(c0·M0), lo(c2·M1)) = (c3', c1')
+        x ^= keys[r]  # x = (hi(c2·M1) ^ c1 ^ k0, hi(c0·M0) ^ c3 ^ k1) = (c0', c2')
+        free &= mask  # (lo(c2·M1), lo(c0·M0)) = (c1', c3')
         a = x[::-1]
         b, free = free, b
-    return a, b
+    return x, b
 
 
 def philox4x32(
@@ -112,7 +131,7 @@ def philox4x32(
     that the 32×32→64-bit products are exact.
     """
     a, b = _philox_rows(counter, key, xp)
-    return tuple(w.astype(xp.uint32) for w in (a[0], b[1], a[1], b[0]))  # type: ignore[return-value]
+    return tuple(w.astype(xp.uint32) for w in (a[0], b[0], a[1], b[1]))  # type: ignore[return-value]
 
 
 def seed_key(seed: int) -> tuple[int, int]:
@@ -123,19 +142,25 @@ def seed_key(seed: int) -> tuple[int, int]:
     return seed & _MASK32, (seed >> 32) & _MASK32
 
 
-_TWO_52 = 0x4330000000000000
-"""The bits of the double 2⁵²: or-ed with a 32-bit word w they make the double 2⁵² + w."""
+_TWO_20 = 0x4130000000000000
+"""The bits of the double 2²⁰, whose mantissa counts in steps of 2⁻³²: or-ed with a 32-bit
+word w they make the double 2²⁰ + w·2⁻³²."""
+_OPEN_OFFSET = 2.0**20 - 2.0**-33
+"""(2²⁰ + w·2⁻³²) − (2²⁰ − 2⁻³³) = (w + ½)·2⁻³², exactly (Sterbenz: the two are within a
+factor 2 of each other, and 2²⁰ − 2⁻³³ is a double)."""
 
 
-def _plus_half(words: Any, out: Any, xp: ModuleType) -> None:
-    """out = w + ½ in float64, exactly, for 32-bit words held in uint64 (overwrites them).
+def _open_uniforms(words: Any, xp: ModuleType, out: Any = None) -> Any:
+    """(w + ½)·2⁻³² in float64, exactly, for 32-bit words held in uint64: the uniforms of
+    `uniforms`, bit for bit. Overwrites `words`, and without `out` also returns their
+    memory as the uniforms (a float64 view).
 
-    The same bits as xp.add(words, 0.5): (2⁵² + w) − (2⁵² − ½) is exact, and or-ing the
-    exponent in and subtracting are two vectorized passes where numpy converts uint64 to
-    float64 one element at a time.
+    Two vectorized passes (or the exponent in, subtract) where numpy converts uint64 to
+    float64 one element at a time and then needs a third pass to scale.
     """
-    words |= xp.uint64(_TWO_52)
-    xp.subtract(words.view(xp.float64), 2.0**52 - 0.5, out=out)
+    words |= xp.uint64(_TWO_20)
+    near = words.view(xp.float64)  # 2²⁰ + w·2⁻³²
+    return xp.subtract(near, _OPEN_OFFSET, out=near if out is None else out)
 
 
 def uniforms(words: Any, xp: ModuleType = np) -> Any:
@@ -158,6 +183,12 @@ def path_words(paths: Any, xp: ModuleType = np) -> tuple[Any, Any]:
     return paths & xp.uint64(_MASK32), paths >> xp.uint64(32)
 
 
+def _words(paths: Any, xp: ModuleType) -> tuple[Any, Any]:
+    """(low, high) counter words of `paths`: path indices, or their `path_words` already
+    (the engine computes those once per block instead of once a month)."""
+    return paths if isinstance(paths, tuple) else path_words(paths, xp)
+
+
 def raw_words(seed: int, paths: Any, month: int, slot: int, xp: ModuleType = np) -> tuple:
     """The four Philox words for (seed, paths, month, slot)."""
     lo, hi = path_words(paths, xp)
@@ -168,13 +199,15 @@ def market_draws(seed: int, paths: Any, month: int, xp: ModuleType = np,
                  out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
     """Independent normals ε (6, n) and uniforms (2, n) for one month of the market.
 
+    `paths`: the path indices (n,), or their counter words `path_words(paths)`.
+
     Row order of ε follows `gpusim.config.FACTORS`; uniforms are (U_regime, U_shock).
     Both slots go through Philox in one vectorized call, on a (slot, path) grid. On numpy
     the paths are taken `CHUNK_PATHS` at a time (see there); every number is a function
     of its own path only, so the chunking changes no bit. `out`: float64 arrays (6, n)
     and (2, n) to write into, reused month after month by the engine.
     """
-    lo, hi = path_words(paths, xp)
+    lo, hi = _words(paths, xp)
     n = lo.shape[0]
     eps, u = out if out is not None else (xp.empty((6, n)), xp.empty((2, n)))
     key = seed_key(seed)
@@ -191,44 +224,44 @@ def _chunks(n: int, xp: ModuleType) -> list[tuple[int, int]]:
 
 def _market_draws_into(eps: Any, u: Any, key: tuple[int, int], lo: Any, hi: Any,
                        month: int, xp: ModuleType) -> None:
-    """`market_draws` for one chunk of paths, written into eps (6, m) and u (2, m)."""
+    """`market_draws` for one chunk of paths, written into eps (6, m) and u (2, m).
+
+    On the (slot, path) grid Philox's A rows are w0 s0, w0 s1, w2 s0, w2 s1 and its B
+    rows w1 s0, w1 s1, w3 s0, w3 s1: the first three of each are the u_a and u_b of the
+    Box–Muller pairs of ε rows (0, 1), (4, 5) and (2, 3), the last ones U_regime and
+    U_shock. Each pass below covers the three pairs at once, in the words' own memory.
+    """
     n = lo.shape[0]
     slots = xp.arange(MARKET_SLOTS, dtype=xp.uint64).reshape(MARKET_SLOTS, 1)
-    a, b = _philox_rows((slots, month, lo, hi), key, xp)
-    w0, w2, w3, w1 = a[0], a[1], b[0], b[1]  # each (slot, path)
-    f64 = xp.float64
-    # Box–Muller pairs (u_a, u_b): (w0, w1) of slot 0, (w2, w3) of slot 0, (w0, w1) of slot 1
-    radius = xp.empty((3, n), dtype=f64)
-    _plus_half(w0, radius[::2], xp)
-    _plus_half(w2[0], radius[1], xp)
-    radius *= UNIFORM_SCALE  # u_a
+    a, b = (w.reshape(2 * MARKET_SLOTS, n) for w in _philox_rows((slots, month, lo, hi), key, xp))
+    _open_uniforms(a[3], xp, out=u[0])  # U_regime: w2 of slot 1
+    _open_uniforms(b[3], xp, out=u[1])  # U_shock: w3 of slot 1
+    radius = _open_uniforms(a[:3], xp)  # u_a
     xp.log(radius, out=radius)
     radius *= -2.0
     xp.sqrt(radius, out=radius)
-    angle = xp.empty((3, n), dtype=f64)
-    _plus_half(w1, angle[::2], xp)
-    _plus_half(w3[0], angle[1], xp)
-    angle *= _ANGLE_SCALE  # 2π·u_b
-    z_a, z_b = eps[0::2], eps[1::2]  # rows (0, 2, 4) and (1, 3, 5) of ε
-    xp.cos(angle, out=z_a)
-    z_a *= radius
-    xp.sin(angle, out=z_b)
-    z_b *= radius
-    _plus_half(w2[1], u[0], xp)
-    _plus_half(w3[1], u[1], xp)
-    u *= UNIFORM_SCALE
+    angle = _open_uniforms(b[:3], xp)  # u_b
+    angle *= TWO_PI
+    trig = xp.empty((3, 2, n))  # (cos, sin)(2π u_b) of each pair
+    xp.cos(angle, out=trig[:, 0])
+    xp.sin(angle, out=trig[:, 1])
+    pairs = eps.reshape(3, 2, n)  # ε rows (0, 1), (2, 3), (4, 5): (z_a, z_b) of a pair
+    xp.multiply(trig[0], radius[0], out=pairs[0])
+    xp.multiply(trig[1:], radius[1:, None], out=pairs[2:0:-1])  # pairs of ε (4, 5), (2, 3)
 
 
 def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,
                       xp: ModuleType = np) -> Any:
     """Uniforms (contracts, 2, n) for one month: (U_renewal, U_counterparty_default).
 
+    `paths`: the path indices (n,), or their counter words `path_words(paths)`.
+
     Contract c (numbered across all firms in config order) uses slot FIRM_SLOT0 + c // 2,
     words (0, 1) if c is even and (2, 3) if odd. Like `market_draws`, the slots go
     through Philox's stacked rows on a (slot, path) grid, `CHUNK_PATHS` paths at a time,
     straight into the uniforms.
     """
-    lo, hi = path_words(paths, xp)
+    lo, hi = _words(paths, xp)
     n = lo.shape[0]
     slots = (contracts + 1) // 2
     slot = xp.arange(FIRM_SLOT0, FIRM_SLOT0 + slots, dtype=xp.uint64).reshape(slots, 1)
@@ -236,7 +269,7 @@ def contract_uniforms(seed: int, paths: Any, month: int, contracts: int,
     u = xp.empty((slots, 4, n), dtype=xp.float64)
     for start, stop in _chunks(n, xp):
         a, b = _philox_rows((slot, month, lo[start:stop], hi[start:stop]), key, xp)
-        for k, words in enumerate((a[0], b[1], a[1], b[0])):  # w0, w1, w2, w3
-            _plus_half(words, u[:, k, start:stop], xp)
-    u *= UNIFORM_SCALE
+        words = xp.moveaxis(u[:, :, start:stop], 1, 0)  # (word, slot, path) view of u
+        _open_uniforms(a, xp, out=words[0::2])  # w0, w2 of each slot
+        _open_uniforms(b, xp, out=words[1::2])  # w1, w3
     return u.reshape(slots * 2, 2, n)[:contracts]

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from gpusim import streams
+from gpusim.backends.base import check_finite
 from gpusim.backends.reference import simulate_block
 from gpusim.config import load_config
+from gpusim.errors import SimulationError
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
 
@@ -60,3 +62,51 @@ def test_draw_chunks_change_no_bit(monkeypatch: pytest.MonkeyPatch) -> None:
     chunked = streams.market_draws(11, paths, 7)
     for a, b in zip(whole, chunked, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_open_uniforms_equal_the_formula_bit_for_bit() -> None:
+    """(w + ½)·2⁻³² from the bits of 2²⁰ + w·2⁻³² is the float64 formula exactly, at the
+    ends of the word range and on 10⁵ random words."""
+    rng = np.random.default_rng(4)
+    words = np.concatenate([np.array([0, 1, 2**31, 2**32 - 2, 2**32 - 1], dtype=np.uint64),
+                            rng.integers(0, 2**32, 100_000, dtype=np.uint64)])
+    expected = (words.astype(np.float64) + 0.5) * 2.0**-32
+    got = streams._open_uniforms(words.copy(), np)
+    assert got.tobytes() == expected.tobytes()
+    assert np.array_equal(streams.uniforms(words.astype(np.uint32)), expected)
+
+
+def test_market_draws_follow_the_documented_pairs() -> None:
+    """ε rows (0, 1), (2, 3), (4, 5) are Box–Muller of slot 0's (w0, w1), slot 0's (w2, w3)
+    and slot 1's (w0, w1); U_regime, U_shock are slot 1's w2, w3 (streams' docstring)."""
+    seed, month, paths = 99, 4, np.arange(3, 40, dtype=np.uint64)
+    eps, u = streams.market_draws(seed, paths, month)
+    s0 = [streams.uniforms(w) for w in streams.raw_words(seed, paths, month, 0)]
+    s1 = [streams.uniforms(w) for w in streams.raw_words(seed, paths, month, 1)]
+    for rows, (u_a, u_b) in zip(((0, 1), (2, 3), (4, 5)),
+                                ((s0[0], s0[1]), (s0[2], s0[3]), (s1[0], s1[1])), strict=True):
+        z_a, z_b = streams.box_muller(u_a, u_b)
+        assert eps[rows[0]].tobytes() == z_a.tobytes() and eps[rows[1]].tobytes() == z_b.tobytes()
+    assert u[0].tobytes() == s1[2].tobytes() and u[1].tobytes() == s1[3].tobytes()
+
+
+def test_precomputed_path_words_change_no_bit() -> None:
+    paths = np.arange(2**32 - 5, 2**32 + 5, dtype=np.uint64)  # across the word boundary
+    words = streams.path_words(paths)
+    for a, b in zip(streams.market_draws(3, paths, 2), streams.market_draws(3, words, 2),
+                    strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(streams.contract_uniforms(3, paths, 2, 5),
+                          streams.contract_uniforms(3, words, 2, 5))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_finite_finds_the_first_bad_value(bad: float) -> None:
+    values = np.ones((4, 6))
+    values[2, 5] = bad
+    with pytest.raises(SimulationError, match=r"price is .* on path 15 at month index 2"):
+        check_finite({"price": values}, 10)
+
+
+def test_check_finite_passes_finite_values_whose_sum_overflows() -> None:
+    check_finite({"huge": np.full((3, 4), 1e308), "f32": np.full(5, 3e38, np.float32)}, 0)

@@ -37,7 +37,7 @@ from gpusim.outputs import (
     sketch_name,
     summary_variables,
 )
-from gpusim.streams import contract_uniforms, market_draws
+from gpusim.streams import contract_uniforms, market_draws, path_words
 
 
 def simulate_block(
@@ -71,7 +71,7 @@ def _simulate_block(config: Config, seed: int, start: int, stop: int, xp: Module
     n, months = stop - start, p.months
     n_firms, n_facilities = len(specs), sum(len(f.facilities) for f in specs)
     n_contracts = sum(len(f.contracts) for f in specs)
-    paths = xp.arange(start, stop, dtype=xp.uint64)
+    paths = path_words(xp.arange(start, stop, dtype=xp.uint64), xp)  # counter words, once
     chol = xp.asarray(p.chol)
     out = {name: xp.empty((months, n), dtype=BY_NAME[name].dtype(config.dtype))
            for name in MARKET}
@@ -90,7 +90,7 @@ def _simulate_block(config: Config, seed: int, start: int, stop: int, xp: Module
         h = market.gpu_hour_demand(state, p, t, xp, out=out["gpu_hour_demand"][t])
         u = market.utilization(h, state, p, xp, out=out["utilization"][t])
         _record(out, t, state, xp)
-        seized = xp.zeros(n, dtype=dtype)
+        seized = None  # no firms: no GPUs seized, no fire sales
         if specs:
             now = firms.MarketNow(
                 price=out["rental_price"][t], utilization=u,

@@ -307,14 +307,16 @@ def advance(
     u: Any,
     z: Any,
     uniforms: Any,
-    fire_sold: Any,
+    fire_sold: Any | None,
     xp: ModuleType = np,
 ) -> MarketState:
     """The state at t+1 from the state at t, its utilization u[t] and month t's draws,
     in place (returns `s`).
 
     `z` are the correlated shocks (6, n) in `FACTORS` order, `uniforms` (U_regime,
-    U_shock) and `fire_sold` F[t], the GPUs seized and sold in the path this month.
+    U_shock) and `fire_sold` F[t], the GPUs seized and sold in the path this month (None:
+    none anywhere, as without firms; the step then skips the fire-sale term, which would
+    subtract an exact zero).
     Each equation is evaluated term by term in the order its formula reads, left to
     right, so that the result rounds as the one-line formula would.
     """
@@ -336,7 +338,7 @@ def advance(
         s.ln_d[hit] += p.rebound * jumps
         s.ln_e[hit] -= jumps
     # g ← g + κ_g(ḡ[s] − g)Δ + σ_g√Δ Z_growth
-    g_target = xp.take(xp.asarray(p.g_mean, dtype=s.g.dtype), s.regime)  # ḡ[s], by regime
+    g_target = xp.take(xp.asarray(p.g_mean, dtype=s.g.dtype), s.regime, out=tmp)  # ḡ[s]
     xp.subtract(g_target, s.g, out=tmp)
     tmp *= p.kappa_g
     _add_scaled(s.g, tmp, dt, xp)
@@ -358,13 +360,14 @@ def advance(
     fair *= dt
     xp.add(ln_p, fair, out=ln_p_new)
     _add_scaled(ln_p_new, z_price, p.sigma_p * sq, xp, tmp)
-    ln_p_new -= ln_p.dtype.type(p.launch_drop[t + 1] if t + 1 < p.months else 0.0)
+    if t + 1 < p.months and p.launch_drop[t + 1] != 0.0:  # x − 0 is x: months without one skip it
+        ln_p_new -= ln_p.dtype.type(p.launch_drop[t + 1])
     s.ln_p, s.ln_p_prev = ln_p_new, ln_p
     # ln V ← ln V + β(ln P[t+1] − ln P[t]) − δΔ + σ_V√Δ Z_collateral − φF/depth, ≥ ln V_scrap
     _add_scaled(s.ln_v, xp.subtract(ln_p_new, ln_p, out=tmp), p.beta, xp)
     s.ln_v -= p.delta * dt
     _add_scaled(s.ln_v, z_coll, p.sigma_v * sq, xp, tmp)
-    if p.fire_sale_on:  # in F's precision, as the formula rounds
+    if p.fire_sale_on and fire_sold is not None:  # in F's precision, as the formula rounds
         s.ln_v -= p.phi * fire_sold / p.depth
     xp.maximum(s.ln_v, p.ln_v_scrap, out=s.ln_v)
     # SOFR shadow rate x ← x + κ_r(r̄ − x)Δ + σ_r√Δ Z_rate; ln spread likewise (OU)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from gpusim.backends.base import Block
 from gpusim.config import Config
-from gpusim.executors.cluster import DaskExecutor, cluster_client
+from gpusim.executors.cluster import DaskExecutor, cluster_client, open_local
 from gpusim.executors.local import LocalExecutor
 from gpusim.executors.tasks import BlockTask
 
@@ -37,11 +37,16 @@ class Executor(Protocol):
 
 @contextmanager
 def open_executor(config: Config, device: str, workers: int | None = None,
-                  cuda_workers: bool = False, scheduler: str | None = None
-                  ) -> Iterator[Executor]:
+                  cuda_workers: bool = False, scheduler: str | None = None,
+                  dashboard: str | None = None) -> Iterator[Executor]:
     """The executor for a run: in-process unless `workers`, `cuda_workers` or `scheduler`
-    ask for a cluster (see `cluster_client`), which is shut down on leaving."""
-    with cluster_client(workers, cuda_workers, scheduler) as client:
+    ask for a cluster (see `cluster_client`; `--workers N`: `open_local`), which is shut
+    down on leaving; `dashboard`: where a cluster started here serves its dashboard."""
+    if workers is not None and not cuda_workers and scheduler is None:
+        with open_local(config, device, workers, dashboard) as executor:
+            yield executor
+        return
+    with cluster_client(workers, cuda_workers, scheduler, dashboard) as client:
         if client is None:
             yield LocalExecutor(config, device)
         else:

@@ -252,7 +252,7 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
         for k, config in enumerate(configs):
             on = executor if k == 0 else executor.with_config(config)
             paths = run_blocks(plan, on, config, store_id, None if r.sweep is None else k,
-                               report)
+                               report, last=k == len(configs) - 1)
         finished: dict[str, Any] = {}
         if r.growth is not None:  # shrunk last: until then a resume finds its layout
             finished = r.growth.attrs(r.out, paths)
@@ -267,10 +267,12 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
 
 
 def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | None,
-               scenario: int | None, report: Callable[[int], None]) -> int:
+               scenario: int | None, report: Callable[[int], None], last: bool = True
+               ) -> int:
     """Run the blocks of `config` not yet done (of scenario `scenario`, in a sweep's
-    store), record each as it is written, then finish its record. Returns the paths run:
-    the request's, or fewer where its growth (gpusim.target) stopped early."""
+    store), record each as it is written, then finish its record (the `last` config's
+    while the executor winds down). Returns the paths run: the request's, or fewer where
+    its growth (gpusim.target) stopped early."""
     r = plan.request
     record = progress(r.out, config, r.mode, scenario)
     todo = [b for b in plan.blocks if b.index not in record.done]
@@ -289,6 +291,8 @@ def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | N
     else:
         paths = _grow(r.paths, r.growth, plan.block_paths, r.out,
                       lambda batch: executor.run(task, batch, done), todo)
+    if last:
+        executor.wind_down()
     record.finish()
     return paths
 

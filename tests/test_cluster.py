@@ -158,3 +158,20 @@ def test_a_local_cluster_that_fails_to_start_fails_the_run(tmp_path, monkeypatch
     monkeypatch.setattr("gpusim.executors.cluster._start_local", broken)
     with pytest.raises(RuntimeError, match="no cluster today"):
         run(firms_config(), tmp_path / "x.zarr", paths=200, device="numpy", workers=1)
+
+
+def test_wind_down_closes_a_local_cluster_before_leaving():
+    """The executor's wind_down starts the close at once (the run's record is then
+    written while the workers shut down), and leaving waits for it."""
+    import time
+
+    from gpusim.executors.cluster import local_cluster
+
+    with local_cluster(1) as (starting, wind_down):
+        c = starting.result()
+        assert c.status == "running"
+        wind_down()
+        deadline = time.monotonic() + 120
+        while c.status != "closed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.status == "closed"

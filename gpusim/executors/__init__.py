@@ -6,7 +6,9 @@ An executor is made for one config and device. It says what the blocks run on
 "cpu", "gpu" or several joined by "+") and `run(task, blocks, on_done)` carries out a
 block task (tasks.py) on the blocks it is given, calling `on_done(block, result)` in the
 caller's thread once each block is written; `with_config(config)` gives the same executor
-(process, cluster) for another config, as a sweep's scenarios need. Which blocks are still
+(process, cluster) for another config, as a sweep's scenarios need; `wind_down()` says no
+more blocks will be run (a cluster started here then closes while the run's record is
+finished). Which blocks are still
 to do is the plan's business (gpusim.plan), so both executors skip finished blocks through
 the same code.
 """
@@ -30,6 +32,8 @@ class Executor(Protocol):
     on_gpu: bool
 
     def with_config(self, config: Config) -> Executor: ...
+
+    def wind_down(self) -> None: ...
 
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None: ...

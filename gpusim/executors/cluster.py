@@ -139,7 +139,7 @@ def cluster_client(workers: int | None = None, cuda_workers: bool = False,
             yield client
         return
     if workers is not None:
-        with local_cluster(workers, dashboard) as starting:
+        with local_cluster(workers, dashboard) as (starting, _):
             yield starting.result()
         return
     try:
@@ -164,11 +164,13 @@ def _import_distributed() -> None:
 
 @contextmanager
 def local_cluster(workers: int, dashboard: str | None = None,
-                  warm: Callable[[Any], None] | None = None) -> Iterator[Future[Any]]:
+                  warm: Callable[[Any], None] | None = None
+                  ) -> Iterator[tuple[Future[Any], Callable[[], None]]]:
     """A Client of a LocalCluster of `workers` single-threaded worker processes, as a
-    Future: the cluster starts on a background thread (and then runs `warm(client)`,
-    e.g. building the workers' backends) while the caller goes on, e.g. lays out the
-    store. On leaving, waits for the start and closes the cluster."""
+    Future, and a `wind_down()` to call once no more tasks will be sent. The cluster
+    starts on a background thread (then runs `warm(client)`, e.g. building the workers'
+    backends) while the caller goes on, e.g. lays out the store; `wind_down` closes it
+    there too, while the caller writes the sketches. On leaving, both have finished."""
     check_cluster_options(workers, False, None)
     _import_distributed()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpusim-cluster")
@@ -176,14 +178,25 @@ def local_cluster(workers: int, dashboard: str | None = None,
     client: Future[Any] = Future()
     starting.add_done_callback(lambda f: client.set_exception(f.exception())
                                if f.exception() else client.set_result(f.result()[1]))
+    closing: list[Future[None]] = []
+
+    def close() -> None:
+        cluster, started = starting.result()
+        started.close()
+        cluster.close()
+
+    def wind_down() -> None:
+        if not closing:
+            closing.append(pool.submit(close))
+
     try:
-        yield client
+        yield client, wind_down
     finally:
-        pool.shutdown(wait=True)
         if starting.exception() is None:
-            cluster, started = starting.result()
-            started.close()
-            cluster.close()
+            wind_down()
+        pool.shutdown(wait=True)
+        if closing:
+            closing[0].result()
 
 
 def _start_local(workers: int, dashboard: str | None, warm: Callable[[Any], None] | None
@@ -298,11 +311,13 @@ class DaskExecutor:
 
     `client` is a Client, or a Future of one (a local cluster still starting: see
     `open_local`); `found`, the (description, backend) of the workers when known
-    without asking them."""
+    without asking them; `closer`, what `wind_down` calls (a local cluster's close)."""
 
     def __init__(self, client: Any, config: Config, device: str, cuda_workers: bool,
-                 found: tuple[str, str] | None = None) -> None:
+                 found: tuple[str, str] | None = None,
+                 closer: Callable[[], None] | None = None) -> None:
         self._client, self.device, self.cuda_workers = client, device, cuda_workers
+        self.closer = closer
         self.config_yaml = config_to_yaml(config)
         self.found = found
         self.device_name, self.kind = found or worker_devices(self.client, config, device)
@@ -317,7 +332,14 @@ class DaskExecutor:
 
     def with_config(self, config: Config) -> DaskExecutor:
         """The same cluster for another config (a sweep's next scenario)."""
-        return DaskExecutor(self._client, config, self.device, self.cuda_workers, self.found)
+        return DaskExecutor(self._client, config, self.device, self.cuda_workers, self.found,
+                            self.closer)
+
+    def wind_down(self) -> None:
+        """No more blocks will be run: a cluster started here may start closing (see
+        `open_local`); a --scheduler's or --cuda-workers' cluster: nothing to do."""
+        if self.closer is not None:
+            self.closer()
 
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None:
@@ -353,5 +375,5 @@ def open_local(config: Config, device: str, workers: int, dashboard: str | None 
     def warm(client: Any) -> None:
         client.run(_warm_worker, config_yaml, resolved)
 
-    with local_cluster(workers, dashboard, warm) as starting:
-        yield DaskExecutor(starting, config, resolved, False, (description, kind))
+    with local_cluster(workers, dashboard, warm) as (starting, wind_down):
+        yield DaskExecutor(starting, config, resolved, False, (description, kind), wind_down)

@@ -40,11 +40,19 @@ MAX_WORKERS = 1024
 LOCAL_SETTINGS: dict[str, Any] = {
     "distributed.worker.profile.enabled": False,
     "distributed.scheduler.work-stealing": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "500ms",
 }
 """dask settings of the clusters `--workers N` starts, to leave the cores to the blocks:
 no statistical profiler sampling every worker's stack each 10 ms (and shipping the
 profiles to the scheduler), no work stealing (the blocks are equal and queued on the
-scheduler, so there is nothing to steal, only its bookkeeping)."""
+scheduler, so there is nothing to steal, only its bookkeeping), and slower timers in
+every process: the event-loop watchdog every 0.5 s instead of 20 ms (it still warns of a
+loop blocked for 3 s), the system monitor every 2 s instead of 0.5 s, the memory monitor
+every 0.5 s instead of 0.1 s (a block's memory is bounded; the nanny's limits still
+hold). Together they cut the cluster's own CPU per busy second by ~2/3 (benchmarks/
+README.md, "cluster_cpu.py")."""
 CONNECT_SECONDS = float(os.environ.get("GPUSIM_SCHEDULER_TIMEOUT", "10"))
 """How long `--scheduler` waits for the scheduler to answer before giving up [s]."""
 
@@ -207,8 +215,11 @@ def _start_local(workers: int, dashboard: str | None, warm: Callable[[Any], None
     from distributed import Client, LocalCluster
 
     with dask.config.set({ENVIRON_KEY: worker_environ(workers)} | LOCAL_SETTINGS):
+        # without a dashboard the scheduler still serves its HTTP routes (health, metrics),
+        # on 8787 with a warning when another cluster holds it: on a free port instead
+        quiet_http = {} if dashboard else {"dashboard_address": ":0"}
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=dashboard)
+                               dashboard_address=dashboard, scheduler_kwargs=quiet_http)
         try:
             client = Client(cluster)
             announce_dashboard(client, asked=dashboard is not None)

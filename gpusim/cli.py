@@ -40,7 +40,7 @@ from gpusim.cli_analysis import (
     open_stores,
     summarize_sweep,
 )
-from gpusim.cli_args import CONFIG_HELP, Parser, config_source, count_up_to, seed
+from gpusim.cli_args import CONFIG_HELP, Parser, config_source, count_up_to, dashboard_option, seed
 from gpusim.config import Config, config_to_yaml, load_config
 from gpusim.cube import MAX_PATHS
 from gpusim.errors import InputError
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="start dask-cuda's LocalCUDACluster: one worker per GPU")
     cluster.add_argument("--scheduler", default=None, metavar="ADDRESS",
                          help="use an existing cluster, e.g. tcp://10.0.0.5:8786")
+    dashboard_option(cluster)
 
     p = sub.add_parser("summary", help="print the headline numbers of a store, with errors")
     p.add_argument("store", type=Path)
@@ -187,7 +188,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
                         device=args.device, mode=args.mode, resume=args.resume,
                         source=config_source(path, args.overrides),
                         workers=args.workers, cuda_workers=args.cuda_workers,
-                        scheduler=args.scheduler)
+                        scheduler=args.scheduler, dashboard=args.dashboard)
     if args.target_se is not None:
         request = with_target(request, args.target_se)
     cost = check_cost(config, args)

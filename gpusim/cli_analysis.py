@@ -14,6 +14,7 @@ import xarray as xr
 from rich.console import Console
 from rich.progress import Progress
 
+from gpusim.cli_args import dashboard_option
 from gpusim.compare import compare
 from gpusim.errors import InputError
 from gpusim.results import summary_document
@@ -72,6 +73,7 @@ def add_analysis_parsers(sub: Any, count: Callable[[str], int], seed: Callable[[
                    help="run each scenario's blocks on dask-cuda's LocalCUDACluster")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run each scenario's blocks on an existing dask cluster")
+    dashboard_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted sweep: only its unfinished (scenario, block)s")
@@ -122,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console,
     run_args = {"paths": args.paths, "seed": args.seed, "mode": args.mode,
                 "block_paths": args.block_paths, "device": args.device,
                 "workers": args.workers, "cuda_workers": args.cuda_workers,
-                "scheduler": args.scheduler}
+                "scheduler": args.scheduler, "dashboard": args.dashboard}
     request = plan_sweep(args.config, vary, args.out, args.overrides, resume=args.resume,
                          overwrite=args.overwrite, baseline=args.baseline, **run_args)
     target = None if args.reverse is None else parse_target(args.reverse, request.config,

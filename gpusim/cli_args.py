@@ -68,4 +68,13 @@ def seed(text: str) -> int:
     return value
 
 
+def dashboard_option(parser: argparse._ActionsContainer) -> None:
+    """`--dashboard [ADDRESS]`: serve the dask dashboard of a cluster started here (not
+    served unless asked: serving it takes CPU from the workers)."""
+    parser.add_argument("--dashboard", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="serve the dask dashboard of --workers/--cuda-workers' cluster, "
+                             "at ADDRESS (default $GPUSIM_DASHBOARD, else :8787); not "
+                             "served unless asked")
+
+
 CONFIG_HELP = "a scenario: a YAML file, or a shipped scenario's name (see 'gpusim configs')"

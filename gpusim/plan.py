@@ -23,7 +23,12 @@ from gpusim.config import Config
 from gpusim.cube import check_run_args, now_iso, provenance
 from gpusim.errors import InputError
 from gpusim.executors import Executor, open_executor
-from gpusim.executors.cluster import check_cluster_options, check_scheduler
+from gpusim.executors.cluster import (
+    check_cluster_options,
+    check_dashboard,
+    check_scheduler,
+    dashboard_address,
+)
 from gpusim.executors.tasks import task_for
 from gpusim.storage import (
     OutOfSpace,
@@ -79,6 +84,7 @@ class RunRequest:
     scheduler: str | None
     growth: Growth | None = None  # stop early (gpusim.target); `paths` is then the cap
     sweep: SweepGrid | None = None
+    dashboard: str | None = None  # where a cluster started here serves it; None: not
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,7 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
               block_paths: int | None = None, overwrite: bool = False, device: str = "auto",
               mode: str = "cube", resume: bool = False, source: str = "",
               workers: int | None = None, cuda_workers: bool = False,
-              scheduler: str | None = None) -> RunRequest:
+              scheduler: str | None = None, dashboard: str | None = None) -> RunRequest:
     """Every check a run makes before writing anything; raises InputError naming the
     argument, its value and what was expected."""
     check_run_args(paths, seed, device)
@@ -148,6 +154,7 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
     if resume and overwrite:
         raise InputError("--resume and --overwrite contradict each other; pass one of them")
     check_cluster_options(workers, cuda_workers, scheduler)
+    check_dashboard(dashboard, workers, cuda_workers)
     if scheduler is not None:
         check_scheduler(scheduler)
     out = Path(out)
@@ -155,7 +162,8 @@ def check_run(config: Config, out: str | Path, paths: int = 10_000, seed: int = 
         out = Path(os.path.abspath(out))  # the lock and staging folders need its name
     check_output(out, overwrite, resume)
     return RunRequest(config, out, paths, seed, block_paths, overwrite, device, mode, resume,
-                      source, workers, cuda_workers, scheduler)
+                      source, workers, cuda_workers, scheduler,
+                      dashboard=dashboard_address(dashboard))
 
 
 def default_block_paths(on_gpu: bool, mode: str) -> int:
@@ -236,15 +244,15 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
     A sweep runs its scenarios one after another on the same executor (process or
     cluster), each into its own slice of the store."""
     configs = (r.config,) if r.sweep is None else r.sweep.configs
-    with open_executor(configs[0], r.device, r.workers, r.cuda_workers, r.scheduler
-                       ) as executor, quiet_zarr():
+    with open_executor(configs[0], r.device, r.workers, r.cuda_workers, r.scheduler,
+                       r.dashboard) as executor, quiet_zarr():
         plan = Plan.make(r, executor)
         store_id = plan.lay_out()
         laid_out[0] = True
         for k, config in enumerate(configs):
             on = executor if k == 0 else executor.with_config(config)
             paths = run_blocks(plan, on, config, store_id, None if r.sweep is None else k,
-                               report)
+                               report, last=k == len(configs) - 1)
         finished: dict[str, Any] = {}
         if r.growth is not None:  # shrunk last: until then a resume finds its layout
             finished = r.growth.attrs(r.out, paths)
@@ -259,10 +267,12 @@ def _execute_locked(r: RunRequest, report: Callable[[int], None], laid_out: list
 
 
 def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | None,
-               scenario: int | None, report: Callable[[int], None]) -> int:
+               scenario: int | None, report: Callable[[int], None], last: bool = True
+               ) -> int:
     """Run the blocks of `config` not yet done (of scenario `scenario`, in a sweep's
-    store), record each as it is written, then finish its record. Returns the paths run:
-    the request's, or fewer where its growth (gpusim.target) stopped early."""
+    store), record each as it is written, then finish its record (the `last` config's
+    while the executor winds down). Returns the paths run: the request's, or fewer where
+    its growth (gpusim.target) stopped early."""
     r = plan.request
     record = progress(r.out, config, r.mode, scenario)
     todo = [b for b in plan.blocks if b.index not in record.done]
@@ -281,6 +291,8 @@ def run_blocks(plan: Plan, executor: Executor, config: Config, store_id: str | N
     else:
         paths = _grow(r.paths, r.growth, plan.block_paths, r.out,
                       lambda batch: executor.run(task, batch, done), todo)
+    if last:
+        executor.wind_down()
     record.finish()
     return paths
 
@@ -316,6 +328,7 @@ def run(
     workers: int | None = None,
     cuda_workers: bool = False,
     scheduler: str | None = None,
+    dashboard: str | None = None,
 ) -> Path:
     """Simulate `paths` paths block by block into a zarr v3 store at `out`.
 
@@ -327,8 +340,10 @@ def run(
     with its path count (also for the blocks a resumed run finds done). `source` is the
     config as given (file text and overrides), kept in the store's provenance. `workers`,
     `cuda_workers` or `scheduler` run the blocks as tasks on a dask.distributed cluster
-    (see gpusim.executors.cluster) with the same result. Returns the store path.
+    (see gpusim.executors.cluster) with the same result; a cluster started here serves
+    its dashboard only if asked, at `dashboard` (e.g. ':8787'; '': $GPUSIM_DASHBOARD or
+    ':8787'). Returns the store path.
     """
     request = check_run(config, out, paths, seed, block_paths, overwrite, device, mode,
-                        resume, source, workers, cuda_workers, scheduler)
+                        resume, source, workers, cuda_workers, scheduler, dashboard)
     return execute(request, on_block)

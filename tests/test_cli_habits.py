@@ -121,13 +121,28 @@ def test_a_large_cube_needs_a_flag(tmp_path, firms_yaml, capsys, monkeypatch):
     assert open_store(out).attrs["mode"] == "cube"
 
 
-def test_a_dask_run_prints_its_dashboard_link(tmp_path, firms_yaml, capfd):
+def test_a_dask_run_prints_its_dashboard_link_when_asked(tmp_path, firms_yaml, capfd):
     out = tmp_path / "d.zarr"
     assert main(["run", str(firms_yaml), "--paths", "200", "--workers", "1", "--quiet",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--device", "cpu", "--out", str(out), "--dashboard"]) == 0
     err = capfd.readouterr().err
     assert "dask dashboard: http://" in err
     assert ":8787/" not in err  # conftest: a free port, never dask's usual one
+
+
+def test_a_local_cluster_serves_no_dashboard_unless_asked(tmp_path, firms_yaml, capfd):
+    """Serving it costs the in-process scheduler CPU that the workers need."""
+    out = tmp_path / "d.zarr"
+    assert main(["run", str(firms_yaml), "--paths", "200", "--workers", "1", "--quiet",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert "dask dashboard" not in capfd.readouterr().err
+
+
+def test_dashboard_needs_a_cluster_started_here(tmp_path, firms_yaml, capsys):
+    out = tmp_path / "d.zarr"
+    assert main(["run", str(firms_yaml), "--paths", "200", "--out", str(out),
+                 "--dashboard", ":0"]) == 2
+    assert "--dashboard" in capsys.readouterr().err and not out.exists()
 
 
 def test_a_store_that_would_not_fit_on_the_disk_is_refused(tmp_path, firms_yaml, capsys,

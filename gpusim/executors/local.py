@@ -37,6 +37,9 @@ class LocalExecutor:
         already chosen (so 'auto' resolves, and says so, once)."""
         return LocalExecutor(config, self.kind)
 
+    def wind_down(self) -> None:
+        """No more blocks will be run: nothing to let go of in process."""
+
     def run(self, task: BlockTask, blocks: Sequence[Block],
             on_done: Callable[[Block, Any], None]) -> None:
         """Carry out `task` on every block; `on_done(block, result)` here, in block order."""

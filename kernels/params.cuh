@@ -7,19 +7,20 @@
 #pragma once
 
 // Market scalars: `mp`, MP_COUNT doubles.
+// (σ's, P_ref, η, ω, δ and P_cap enter only through the derived entries below.)
 enum MarketParam {
-  MP_DT, MP_LN_D0, MP_SIGMA_D, MP_G0,
+  MP_DT, MP_LN_D0, MP_G0,
   MP_G_MEAN,                    // (boom, bust)
-  MP_KAPPA_G = MP_G_MEAN + 2, MP_SIGMA_G,
-  MP_ELASTICITY, MP_P_REF,
+  MP_KAPPA_G = MP_G_MEAN + 2,
+  MP_ELASTICITY,
   MP_REGIME0,
   MP_P_SWITCH,                  // (boom -> bust, bust -> boom)
   MP_REGIMES_ON = MP_P_SWITCH + 2,
-  MP_LN_E0, MP_ETA, MP_JUMP_SIZE, MP_REBOUND, MP_N_POISSON,
-  MP_K0, MP_OMEGA, MP_XI, MP_U_STAR, MP_M_MAX, MP_LAG, MP_HOURS, MP_RESPONSE_ON,
-  MP_LN_P0, MP_P_FLOOR, MP_P_CAP, MP_GAMMA, MP_KAPPA_P, MP_SIGMA_P,
-  MP_LN_V0, MP_BETA, MP_DELTA, MP_SIGMA_V, MP_PHI, MP_DEPTH, MP_LN_V_SCRAP, MP_FIRE_SALE_ON,
-  MP_R0, MP_R_MEAN, MP_KAPPA_R, MP_SIGMA_R, MP_LN_S0, MP_LN_S_MEAN, MP_KAPPA_S, MP_SIGMA_S,
+  MP_LN_E0, MP_JUMP_SIZE, MP_REBOUND, MP_N_POISSON,
+  MP_K0, MP_XI, MP_U_STAR, MP_M_MAX, MP_LAG, MP_HOURS, MP_RESPONSE_ON,
+  MP_LN_P0, MP_P_FLOOR, MP_GAMMA, MP_KAPPA_P,
+  MP_LN_V0, MP_BETA, MP_PHI, MP_DEPTH, MP_LN_V_SCRAP, MP_FIRE_SALE_ON,
+  MP_R0, MP_R_MEAN, MP_KAPPA_R, MP_LN_S0, MP_LN_S_MEAN, MP_KAPPA_S,
   // Derived once on the host (packing.derived_market) in the double operations the kernel
   // would repeat every path and month, so the bits are the same:
   MP_LN_P_REF,                  // ln P_ref

@@ -30,6 +30,12 @@ NOT_PACKED: dict[str, dict[str, str]] = {
         "training": "row MM_TRAINING of `monthly`",
         "build": "row MM_BUILD of `monthly`",
         "launch_drop": "row MM_LAUNCH_DROP of `monthly`",
+        **{f"sigma_{x}": f"in MP_VOL_{x.upper()} (derived_market)" for x in "dgpvrs"},
+        "p_ref": "as MP_LN_P_REF (derived_market)",
+        "eta": "in MP_ETA_DT (derived_market)",
+        "omega": "in MP_RETENTION (derived_market)",
+        "delta": "in MP_DELTA_DT (derived_market)",
+        "p_cap": "in MP_P_SPAN (derived_market)",
     },
     "FirmField": {
         "name": "not read by the kernel",

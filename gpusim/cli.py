@@ -207,8 +207,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
         print(f"gpusim: {note}", file=sys.stderr)
     if not args.quiet:
         console.print(f"wrote {out} ({ds.sizes['path']} paths × {config.horizon_months} months)")
-        print_summary(ds, console)
-        print_credit_summary(ds, console)
+        print_run_summary(ds, console)
 
 
 def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
@@ -260,15 +259,14 @@ def _progress(console: Console, quiet: bool) -> Progress:
     )
 
 
-def print_summary(ds, console: Console) -> None:
-    """The headline quantiles at months 12, 36 and the last, with their 95% intervals."""
-    print_market(summary_document(ds), console)
-
-
-def print_credit_summary(ds, console: Console) -> None:
-    """Default probabilities by firm and losses by facility, with their errors."""
+def print_run_summary(ds, console: Console) -> None:
+    """What `gpusim run` prints after the run: the headline quantiles at months 12, 36 and
+    the last, with their 95% intervals; then default probabilities by firm and losses by
+    facility, with their errors (one summary document feeds both tables)."""
+    doc = summary_document(ds)
+    print_market(doc, console)
     if "firm" in ds.dims:
-        print_credit(summary_document(ds), headline_months(ds), console)
+        print_credit(doc, headline_months(ds), console)
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> None:

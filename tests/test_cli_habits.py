@@ -14,6 +14,7 @@ from gpusim.analysis import format_value
 from gpusim.cli import COMMANDS, main
 from gpusim.config import apply_overrides, config_from_dict
 from gpusim.errors import InputError
+from gpusim.results import summary_document
 from gpusim.scenarios import scenario_names
 from gpusim.store import open_store
 
@@ -154,3 +155,20 @@ def test_a_store_that_would_not_fit_on_the_disk_is_refused(tmp_path, firms_yaml,
     out = tmp_path / "x.zarr"
     assert main(["run", str(firms_yaml), "--paths", "64", "--out", str(out)]) == 2
     assert "only 1.0 kB is free" in capsys.readouterr().err and not out.exists()
+
+
+def test_run_prints_its_tables_from_one_summary_document(tmp_path, monkeypatch, capsys):
+    """The market and credit tables after a run come from one summary document: the
+    document reads every estimate from the store, which took as long as the run itself."""
+    calls = []
+
+    def counted(ds):
+        calls.append(ds)
+        return summary_document(ds)
+
+    monkeypatch.setattr(gpusim.cli, "summary_document", counted)
+    out = tmp_path / "base.zarr"
+    assert main(["run", "base", "--paths", "64", "--out", str(out), "--device", "numpy"]) == 0
+    printed = capsys.readouterr().out
+    assert len(calls) == 1
+    assert "coreweave_like" in printed and "rental_price" in printed  # both tables

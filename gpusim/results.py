@@ -123,13 +123,10 @@ def market(ds: xr.Dataset) -> list[dict[str, Any]]:
     """Headline quantiles of the market variables at the headline months, with intervals
     (on a summary store read from sketches: `relative_accuracy` says within how much)."""
     months = headline_months(ds)
+    at_months = ds.isel(month=months)  # a cube reads, a sketch ranks, these months only
     out = []
     for name in HEADLINE_VARIABLES:
-        fan = fan_with_errors(ds.isel(month=months) if not uncertainty.is_summary(ds) else ds,
-                              name, HEADLINE_QUANTILES)
-        if uncertainty.is_summary(ds):
-            fan = fan.isel(month=months)
-        fan = fan.compute()
+        fan = fan_with_errors(at_months, name, HEADLINE_QUANTILES).compute()
         for j, index in enumerate(months):
             out.append({"variable": name, "units": fan.attrs.get("units", ""),
                         "month": month_label(ds, index), "month_index": index,

@@ -9,9 +9,10 @@
 // cube's rows are written TILE paths at a time and a sketch row is counted TILE times in a
 // row (one path at a time touches a different page for every value).
 // Entry points take gpusim.cu's parameter lists (engine.cuh) followed by `int threads`
-// (<= 0: OpenMP's default, which follows OMP_NUM_THREADS and the affinity mask); the
-// cube entry points return the number of NaN and Inf values they wrote, the summary entry
-// points 0, or 1 when memory for the threads' counts ran out.
+// (<= 0: OpenMP's default, which follows OMP_NUM_THREADS and the affinity mask), and the
+// summary entry points then `unsigned** scratch, int sets` (run_summary); the cube entry
+// points return the number of NaN and Inf values they wrote, the summary entry points 0,
+// or 1 when memory for the threads' counts ran out.
 //   built by setup.py: -O3 -std=c++14 -ffp-contract=off -fopenmp [-march=x86-64-v2]
 #include <stdlib.h>
 #include <string.h>
@@ -262,7 +263,8 @@ template <typename R> Counts counts_of(const SummaryOut<R>& o, int months, int n
 }
 
 // The counts of a thread other than the first: zeroed buffers of the same lengths (calloc:
-// pages are touched only where that thread counts). False if memory ran out.
+// pages are touched only where that thread counts). False if memory ran out. Used when the
+// caller passes no scratch sets of its own (run_summary).
 bool alloc_counts(const Counts& c, unsigned** mine) {
   bool ok = true;
   for (int k = 0; k < 6; ++k) {
@@ -278,30 +280,40 @@ template <typename R> SummaryOut<R> with_counts(SummaryOut<R> o, unsigned* const
   return o;
 }
 
-// counts += each extra thread's counts, split over the team by index.
-void merge(const Counts& c, unsigned** extra, int n_extra, int threads) {
+// counts += each extra thread's counts, split over the team by index; with `rezero` the
+// extra counts are left at 0 again (in the same pass), ready for the next block.
+void merge(const Counts& c, unsigned** extra, int n_extra, int threads, bool rezero) {
   for (int k = 0; n_extra > 0 && k < 6; ++k) {
     unsigned* dst = c.buf[k];
     const long long len = c.len[k];
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long long x = 0; x < len; ++x) {
       unsigned sum = dst[x];
-      for (int e = 0; e < n_extra; ++e) sum += extra[e * 6 + k][x];
+      for (int e = 0; e < n_extra; ++e) {
+        sum += extra[e * 6 + k][x];
+        if (rezero) extra[e * 6 + k][x] = 0;
+      }
       dst[x] = sum;
     }
   }
 }
 
 // Thread 0 counts straight into the caller's buffers, thread t > 0 into its own set; the
-// sets are added after the loop.
+// sets are added after the loop. `scratch`: nullptr, or `sets` zeroed sets of the six count
+// buffers (counts_of's order and lengths) for the threads after the first; they are zeroed
+// again by the merge, so a caller can pass the same sets block after block instead of
+// fresh memory (whose every page the kernel faults in and zeroes: ~100 MB a block of the
+// base config, for each thread). Fewer sets than the team needs: fresh memory, as without.
 template <typename R> int run_summary(const Inputs& in, u64 seed, long long path0,
-                                      const SummaryOut<R>& o, int threads) {
+                                      const SummaryOut<R>& o, int threads,
+                                      unsigned** scratch, int sets) {
   settle_draws();
   const int team = team_size(threads);
   const Counts c = counts_of(o, in.months, in.firms.n_firms, in.firms.n_facilities);
-  unsigned** extra = (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
+  const bool reuse = scratch != nullptr && sets >= team - 1;
+  unsigned** extra = reuse ? scratch : (unsigned**)calloc((size_t)team * 6, sizeof(unsigned*));
   bool ok = extra != nullptr;
-  for (int e = 0; ok && e < team - 1; ++e) ok = alloc_counts(c, extra + e * 6);
+  for (int e = 0; ok && !reuse && e < team - 1; ++e) ok = alloc_counts(c, extra + e * 6);
   if (ok) {
 #pragma omp parallel num_threads(team)
     {
@@ -309,10 +321,12 @@ template <typename R> int run_summary(const Inputs& in, u64 seed, long long path
       const SummaryOut<R> mine = id == 0 ? o : with_counts(o, extra + (id - 1) * 6);
       run_tiles(in, seed, path0, mine);
     }
-    merge(c, extra, team - 1, team);
+    merge(c, extra, team - 1, team, reuse);
   }
-  for (int e = 0; extra && e < (team - 1) * 6; ++e) free(extra[e]);
-  free(extra);
+  if (!reuse) {
+    for (int e = 0; extra && e < (team - 1) * 6; ++e) free(extra[e]);
+    free(extra);
+  }
   return ok ? 0 : 1;  // 1: out of memory (nothing counted)
 }
 
@@ -335,8 +349,9 @@ template <typename R> long long run_cube(const Inputs& in, u64 seed, long long p
   }
 
 #define NATIVE_SUMMARY(NAME, R)                                                              \
-  int NAME(GPUSIM_SUMMARY_PARAMS(R), int threads) {                                          \
-    return run_summary<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_SUMMARY_OUT(R), threads);              \
+  int NAME(GPUSIM_SUMMARY_PARAMS(R), int threads, unsigned** scratch, int sets) {            \
+    return run_summary<R>(GPUSIM_INPUTS, seed, path0, GPUSIM_SUMMARY_OUT(R), threads, scratch, \
+                          sets);                                                             \
   }
 
 extern "C" {

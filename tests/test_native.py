@@ -3,6 +3,7 @@ reference path by path, bit-invariance to threads and blocks, device choice, res
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -114,6 +115,47 @@ def test_native_launch_summary_is_the_numpy_block_summary():
     for key, (index, counts) in want.counts.items():
         np.testing.assert_array_equal(got.counts[key][0], index, err_msg=key)
         np.testing.assert_array_equal(got.counts[key][1], counts, err_msg=key)
+
+
+def _same_summary(a, b) -> bool:
+    """Two BlockSummary objects with the same counts and per-path results, exactly."""
+    return a.counts.keys() == b.counts.keys() and all(
+        np.array_equal(a.counts[k][0], b.counts[k][0])
+        and np.array_equal(a.counts[k][1], b.counts[k][1]) for k in a.counts) and all(
+        a.per_path[k].tobytes() == b.per_path[k].tobytes() for k in b.per_path)
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_summary_count_buffers_kept_between_blocks_change_no_count(threads):
+    """launch_summary counts into buffers it keeps from block to block (CountBuffers) and
+    zeroes them again: blocks of other sizes, the same block again, a block that failed
+    and a block run while another thread holds the buffers all give the counts of fresh
+    buffers, and the kept buffers are all zero between blocks."""
+    config = firms_config()
+    kept, fresh = NativeBackend(config, threads=threads), NativeBackend(config, threads=threads)
+    fresh._count_buffers = lambda: contextlib.nullcontext(None)
+
+    def all_zero() -> bool:
+        return not any(v.any() for v in kept._counts.main.values())
+
+    for start, stop in ((0, 700), (700, 1000), (0, 700)):
+        assert _same_summary(kept.launch_summary(5, start, stop).result(),
+                             fresh.launch_summary(5, start, stop).result()), (start, stop)
+        assert all_zero()
+    buffers = kept._counts.main["market"]
+    training = header.layout()["MarketMonthly"]["MM_TRAINING"]
+    kept.packed.monthly[training, 5] = np.inf
+    with pytest.raises(SimulationError, match="gpu_hour_demand is inf on path 1000"):
+        kept.launch_summary(5, 1000, 1200)
+    kept.packed.monthly[training, 5] = fresh.packed.monthly[training, 5]
+    assert all_zero()
+    with kept._counts.lock:  # another thread's block: this one counts into fresh memory
+        assert _same_summary(kept.launch_summary(5, 1000, 1500).result(),
+                             fresh.launch_summary(5, 1000, 1500).result())
+    assert _same_summary(kept.launch_summary(5, 1000, 1500).result(),
+                         fresh.launch_summary(5, 1000, 1500).result())
+    assert kept._counts.main["market"] is buffers and all_zero()
 
 
 @needs_native

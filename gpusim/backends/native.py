@@ -14,6 +14,8 @@ import hashlib
 import importlib.util
 import math
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,7 +24,15 @@ from typing import Any
 import numpy as np
 
 from gpusim.backends import kernel_io
-from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, check_finite, sparse
+from gpusim.backends.base import (
+    Backend,
+    BlockSummary,
+    Handle,
+    Ready,
+    SparseCounts,
+    check_finite,
+    sparse,
+)
 from gpusim.backends.header import kernel_dir
 from gpusim.backends.packing import pack
 from gpusim.config import Config
@@ -130,17 +140,59 @@ def usable_threads() -> int:
     return max(1, min(cpus, limit) if limit else cpus)
 
 
-def _call(kernel: str, args: tuple[Any, ...], threads: int) -> int:
+def _call(kernel: str, args: tuple[Any, ...], threads: int,
+          scratch: CountBuffers | None = None) -> int:
     """Run the native build of `kernel` (e.g. simulate_summary_f64) on `threads` threads;
     its return value: a cube's count of NaN and Inf values, a summary's 0 (1: no memory
-    for the threads' counts)."""
+    for the threads' counts). A summary kernel counts its threads after the first into
+    `scratch`'s sets (left zeroed again), or into fresh memory without."""
     lib = native().library
     if lib is None:
         raise RuntimeError(f"native backend unavailable: {native().reason}")
     mode, suffix = kernel.removeprefix("simulate_").rsplit("_", 1)
     fn = getattr(lib, f"gpusim_native_{mode}_{suffix}")
     fn.restype = ctypes.c_int if mode == "summary" else ctypes.c_longlong
-    return fn(*(kernel_io.c_argument(a) for a in args), ctypes.c_int(threads))
+    tail: tuple[Any, ...] = (ctypes.c_int(threads),)
+    if mode == "summary":
+        sets = scratch.thread_sets if scratch is not None else (None, 0)
+        tail += (sets[0], ctypes.c_int(sets[1]))
+    return fn(*(kernel_io.c_argument(a) for a in args), *tail)
+
+
+COUNTS = ("market", "firm", "facility", "bust", "ltv_breach", "nonfinite")
+"""The summary kernel's count buffers, in the order of native.cpp's counts_of."""
+
+
+class CountBuffers:
+    """The summary kernel's count buffers kept from block to block, zeroed: the set it
+    returns (`main`) and one set for each thread after the first. Fresh buffers would cost
+    a page fault and a zeroed page for every 4 kB the kernel counts into (~100 MB a block
+    of configs/base.yaml, for each thread); these are zeroed again where they were counted
+    (`rezero`; the native merge zeroes the threads' sets). One block at a time (`lock`)."""
+
+    def __init__(self, shapes: dict[str, tuple[tuple[int, ...], np.dtype]], threads: int
+                 ) -> None:
+        self.main = {name: np.zeros(*shapes[name]) for name in COUNTS}
+        self._extra = [np.zeros(*shapes[name]) for _ in range(threads - 1) for name in COUNTS]
+        pointers = (ctypes.c_void_p * max(len(self._extra), 1))(
+            *(a.ctypes.data for a in self._extra))
+        self.thread_sets = (pointers, threads - 1)
+        self.lock = threading.Lock()
+
+    def rezero(self, found: dict[str, SparseCounts] | None) -> None:
+        """Zero `main` again after a block: each count array of `found` (`sparse` of the
+        block's counts, by `unpack_summary`'s names) at its nonzero entries, any other
+        whole; every buffer whole without `found` (a block that failed)."""
+        if found is None:
+            for values in self.main.values():
+                values.fill(0)
+            return
+        for name, values in kernel_io.unpack_summary(self.main).items():
+            if name in found:
+                values.reshape(-1)[found[name][0]] = 0  # a view: the rows are contiguous
+            else:
+                values.fill(0)
+        self.main["nonfinite"].fill(0)
 
 
 class NativeBackend(Backend):
@@ -155,6 +207,7 @@ class NativeBackend(Backend):
         super().__init__(config)
         self.packed = pack(config)
         self.threads = threads or usable_threads()
+        self._counts: CountBuffers | None = None  # summary counts, kept between blocks
         self.device_name = (f"cpu: native, {self.threads} threads, {native().isa}, "
                             f"{native().vectors}")
 
@@ -174,27 +227,55 @@ class NativeBackend(Backend):
         return Ready(result)
 
     def launch_summary(self, seed: int, start: int, stop: int) -> Handle[BlockSummary]:
-        raw = self.summarize(seed, start, stop)
-        if raw["nonfinite"][0]:
-            self.launch(seed, start, stop)  # the cube's check names variable, path, month
-            raise SimulationError(f"{int(raw['nonfinite'][0])} NaN or Inf values in the "
-                                  f"block of paths [{start}, {stop})")
-        counts = {name: raw[name] for name in count_names(self.config)}
-        per_path = {k: raw[k] for k in PER_PATH}
-        check_finite(per_path, start)
-        return Ready(BlockSummary(per_path, sparse(counts)))
+        with self._count_buffers() as buffers:
+            found = None
+            try:
+                raw = self.summarize(seed, start, stop, buffers)
+                if raw["nonfinite"][0]:
+                    self.launch(seed, start, stop)  # the cube's check names variable, path, month
+                    raise SimulationError(f"{int(raw['nonfinite'][0])} NaN or Inf values in the "
+                                          f"block of paths [{start}, {stop})")
+                counts = {name: raw[name] for name in count_names(self.config)}
+                found = sparse(counts)  # copies: the buffers are zeroed for the next block
+                per_path = {k: raw[k] for k in PER_PATH}
+                check_finite(per_path, start)
+                return Ready(BlockSummary(per_path, found))
+            finally:
+                if buffers is not None:
+                    buffers.rezero(found)
 
-    def summarize(self, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+    @contextmanager
+    def _count_buffers(self) -> Any:
+        """This backend's `CountBuffers` (made on first use), or None while another thread
+        holds them (a dask worker with several threads): that block counts into fresh
+        memory."""
+        if self._counts is None:
+            shapes = kernel_io.summary_buffers(self.packed, 0, self.config.dtype)
+            self._counts = CountBuffers(shapes, self.threads)
+        if not self._counts.lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self._counts
+        finally:
+            self._counts.lock.release()
+
+    def summarize(self, seed: int, start: int, stop: int,
+                  buffers: CountBuffers | None = None) -> dict[str, np.ndarray]:
         """The summary kernel's block, dense: its counts (as `unpack_summary` names them)
-        plus the per-path results (`outputs.PER_PATH`) and "nonfinite"."""
+        plus the per-path results (`outputs.PER_PATH`) and "nonfinite". The counts are
+        `buffers`' (zeroed; the caller zeroes them again) or fresh arrays without."""
         n = stop - start
         if n >= 2**31:
             raise InputError(f"block of {n:,} paths: summary counts are 32-bit; use blocks "
                              "of fewer than 2**31 paths")
-        buffers = kernel_io.summary_buffers(self.packed, n, self.config.dtype)
-        raw = {key: np.zeros(shape, kind) for key, (shape, kind) in buffers.items()}
+        shapes = kernel_io.summary_buffers(self.packed, n, self.config.dtype)
+        raw = {key: np.zeros(shape, kind) for key, (shape, kind) in shapes.items()
+               if buffers is None or key not in buffers.main}
+        raw |= buffers.main if buffers is not None else {}
         args = kernel_io.summary_arguments(self.packed.arrays(), self.packed, seed, start,
                                            stop, raw)
-        if _call(kernel_io.kernel_name("summary", self.config.dtype), args, self.threads):
+        if _call(kernel_io.kernel_name("summary", self.config.dtype), args, self.threads,
+                 buffers):
             raise MemoryError(f"no memory for {self.threads} threads' summary counts")
         return kernel_io.unpack_summary(raw) | {k: raw[k] for k in (*PER_PATH, "nonfinite")}

@@ -197,16 +197,20 @@ class CountBuffers:
 
 class NativeBackend(Backend):
     """The kernel's headers built for this CPU, a block's paths spread over `threads`
-    threads (default `usable_threads()`); blocks are computed when launched."""
+    threads (default `usable_threads()`); blocks are computed when launched. Summary
+    blocks count into buffers kept from block to block (`CountBuffers`); `keep_counts`
+    False gives each block fresh memory instead (benchmarks compare the two)."""
 
     name, device, xp = "native", "cpu", np
 
-    def __init__(self, config: Config, threads: int | None = None) -> None:
+    def __init__(self, config: Config, threads: int | None = None,
+                 keep_counts: bool = True) -> None:
         if native().library is None:
             raise InputError(f"device = 'cpu': {native().reason}; or use --device numpy")
         super().__init__(config)
         self.packed = pack(config)
         self.threads = threads or usable_threads()
+        self.keep_counts = keep_counts  # False: fresh count memory every summary block
         self._counts: CountBuffers | None = None  # summary counts, kept between blocks
         self.device_name = (f"cpu: native, {self.threads} threads, {native().isa}, "
                             f"{native().vectors}")
@@ -247,8 +251,11 @@ class NativeBackend(Backend):
     @contextmanager
     def _count_buffers(self) -> Any:
         """This backend's `CountBuffers` (made on first use), or None while another thread
-        holds them (a dask worker with several threads): that block counts into fresh
-        memory."""
+        holds them (a dask worker with several threads) or without `keep_counts`: that
+        block counts into fresh memory."""
+        if not self.keep_counts:
+            yield None
+            return
         if self._counts is None:
             shapes = kernel_io.summary_buffers(self.packed, 0, self.config.dtype)
             self._counts = CountBuffers(shapes, self.threads)

@@ -19,25 +19,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gpusim.backends import kernel_io
-from gpusim.backends.base import (
-    Backend,
-    BlockSummary,
-    Handle,
-    Ready,
-    SparseCounts,
-    check_finite,
-    sparse,
-)
+from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, check_finite, sparse
 from gpusim.backends.header import kernel_dir
 from gpusim.backends.packing import pack
 from gpusim.config import Config
 from gpusim.errors import InputError, SimulationError
 from gpusim.outputs import PER_PATH, count_names
+
+if TYPE_CHECKING:
+    from gpusim.backends.base import SparseCounts
 
 DISABLE = "GPUSIM_NO_NATIVE"
 """Set to 1 to run as if the extension had not been built (numpy only)."""

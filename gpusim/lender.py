@@ -141,7 +141,7 @@ def _sketch_exposure(ds: xr.Dataset, q: float, at_default: str) -> xr.Dataset:
     value = sketch.representative(np.arange(sketch.BUCKETS))
     total, squares = (counts * value).sum(-1), (counts * value**2).sum(-1)
     if at_default == "hold":
-        counts, exact, exact_squares = held_sketch(ds)
+        counts, exact, exact_squares = held_sketch(ds, counts)
         total, squares = total + exact, squares + exact_squares
     mean = total / n
     var = np.maximum(squares / n - mean**2, 0.0)
@@ -157,14 +157,17 @@ def _sketch_exposure(ds: xr.Dataset, q: float, at_default: str) -> xr.Dataset:
                             relative_accuracy=sketch.ALPHA, paths=n)
 
 
-def held_sketch(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def held_sketch(ds: xr.Dataset, balance_sketch: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """On a summary store, the balance sketches (month, facility, bucket) with every
     defaulted path's recorded 0 (the model writes exactly 0 from the default month on)
     moved to the bucket of its exposure at default, from its default month on: the
     sketches of the balance held at default, exactly as a cube's would be. Also the
     exact sums over paths of EAD·1{default_month ≤ t} and of its square (month, facility)
     [USD, USD²]. Raises InputError if a sketch's zero bucket holds fewer paths than
-    have defaulted (a store whose balances are not those of this model)."""
+    have defaulted (a store whose balances are not those of this model).
+    `balance_sketch`: the store's `balance_sketch` values when already read (not
+    changed), so that they are not read and decompressed again."""
     dm = facility_default_month(ds).transpose("path", "facility").values
     ead = exposure_at_default(ds).transpose("path", "facility").values.astype(np.float64)
     months, facilities = ds.sizes["month"], ds.sizes["facility"]
@@ -173,7 +176,9 @@ def held_sketch(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     moved = np.bincount(cell * sketch.BUCKETS + sketch.bucket_index(ead[path, facility]),
                         minlength=months * facilities * sketch.BUCKETS)
     moved = np.cumsum(moved.reshape(months, facilities, sketch.BUCKETS), axis=0)
-    counts = ds["balance_sketch"].values.astype(np.int64) + moved
+    if balance_sketch is None:
+        balance_sketch = ds["balance_sketch"].values
+    counts = balance_sketch.astype(np.int64) + moved
     counts[..., sketch.ZERO] -= moved.sum(-1)
     if np.any(counts[..., sketch.ZERO] < 0):
         raise InputError("balance_sketch: fewer paths at 0 than defaulted facilities; the "

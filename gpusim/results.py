@@ -58,6 +58,12 @@ def month_label(ds: xr.Dataset, index: int) -> str:
     return str(np.datetime_as_string(ds["month"].values[index], unit="M"))
 
 
+def month_labels(ds: xr.Dataset) -> list[str]:
+    """Every month of the run as "YYYY-MM", in order (`month_label` of each, at once:
+    a document labels every month of several curves)."""
+    return [str(label) for label in np.datetime_as_string(ds["month"].values, unit="M")]
+
+
 def estimate(data: xr.Dataset, **where: Any) -> dict[str, Any]:
     """{value, se?, ci} of one entry of an estimate Dataset from gpusim.uncertainty."""
     point = data.sel(where) if where else data
@@ -84,8 +90,8 @@ def curve(ds: xr.Dataset, data: xr.Dataset, firm: str) -> list[dict[str, Any]]:
     data = data.sel(firm=firm).compute()
     columns = {name: data[name].values for name in ("value", "se", "ci_low", "ci_high")
                if name in data}  # numpy once: indexing xarray per month is ~1000x slower
-    return [{"month": month_label(ds, i), "month_index": i, **_estimate_at(columns, i)}
-            for i in range(ds.sizes["month"])]
+    return [{"month": label, "month_index": i, **_estimate_at(columns, i)}
+            for i, label in enumerate(month_labels(ds))]
 
 
 def _estimate_at(columns: dict[str, np.ndarray], i: int) -> dict[str, Any]:
@@ -189,11 +195,11 @@ def exposure_rows(ds: xr.Dataset, one: xr.Dataset, basis: str) -> dict[str, Any]
     c = {name: one[name].values for name in ("ee", "ee_se", "pfe", "pfe_low", "pfe_high")}
     return {"at_default": basis, "pfe_level": float(one.attrs["pfe_level"]),
             "relative_accuracy": float(one.attrs["relative_accuracy"]),
-            "months": [{"month": month_label(ds, m), "month_index": m,
+            "months": [{"month": label, "month_index": m,
                         "ee": {"value": number(c["ee"][m]), "se": number(c["ee_se"][m])},
                         "pfe": {"value": number(c["pfe"][m]),
                                 "ci": [number(c["pfe_low"][m]), number(c["pfe_high"][m])]}}
-                       for m in range(ds.sizes["month"])]}
+                       for m, label in enumerate(month_labels(ds))]}
 
 
 def lgd_entry(one: xr.Dataset) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -87,6 +88,10 @@ def main() -> None:
         best = best_wall if what == "wall" else best_cpu
         print(f"numpy reference / plain numpy, {what:4s} time: {ratios[what]:.2f}x  (best "
               f"{best['numpy_reference']:.3f} s vs {best['plain_numpy']:.3f} s)")
+    pairs = [a / b for a, b in zip(cpu["plain_numpy"], cpu["numpy_reference"], strict=True)]
+    ratios["cpu_median_of_repeats"] = statistics.median(pairs)
+    print(f"per repeat (CPU time): median {ratios['cpu_median_of_repeats']:.2f}x, range "
+          f"{min(pairs):.2f}-{max(pairs):.2f}x")
     if args.parts:
         ratios["cpu_if_model_as_plain"] = print_parts(best_cpu, args.paths * (p.months - 1))
     print(f"load average (1 min) per repeat: {', '.join(f'{x:.1f}' for x in loads)}")

@@ -341,6 +341,46 @@ template <typename R> long long run_cube(const Inputs& in, u64 seed, long long p
   return bad;
 }
 
+// Entries [lo, hi) of the part'th of `parts` equal parts of 0 .. n.
+inline long long part_start(long long n, int part, int parts) { return n * part / parts; }
+
+// The nonzero entries of counts[0 .. n): their indices and values, in index order, into
+// index[] and values[] (which have room for all of them: count_nonzero), each entry zeroed
+// as it is taken. Each thread counts, then takes, its own part of the array. Returns how
+// many were taken.
+long long take_nonzero(unsigned* counts, long long n, long long* index, long long* values,
+                       int threads) {
+  const int parts = team_size(threads);
+  std::vector<long long> offset((size_t)parts + 1, 0);
+#pragma omp parallel for num_threads(parts) schedule(static)
+  for (int p = 0; p < parts; ++p) {
+    long long found = 0;
+    for (long long x = part_start(n, p, parts); x < part_start(n, p + 1, parts); ++x)
+      found += counts[x] != 0;
+    offset[(size_t)p + 1] = found;
+  }
+  for (int p = 0; p < parts; ++p) offset[(size_t)p + 1] += offset[(size_t)p];
+#pragma omp parallel for num_threads(parts) schedule(static)
+  for (int p = 0; p < parts; ++p) {
+    long long at = offset[(size_t)p];
+    for (long long x = part_start(n, p, parts); x < part_start(n, p + 1, parts); ++x)
+      if (counts[x] != 0) {
+        index[at] = x;
+        values[at++] = counts[x];
+        counts[x] = 0;
+      }
+  }
+  return offset[(size_t)parts];
+}
+
+// How many of counts[0 .. n) are nonzero.
+long long count_nonzero(const unsigned* counts, long long n, int threads) {
+  long long found = 0;
+#pragma omp parallel for num_threads(team_size(threads)) schedule(static) reduction(+ : found)
+  for (long long x = 0; x < n; ++x) found += counts[x] != 0;
+  return found;
+}
+
 }  // namespace
 
 #define NATIVE_CUBE(NAME, R)                                                                 \
@@ -376,6 +416,18 @@ int gpusim_native_avx2(int use) {
 
 // OpenMP's default team size here (1 without OpenMP).
 int gpusim_native_max_threads(void) { return team_size(0); }
+
+// A summary's sparse counts, taken out of its dense count buffers (which are left zeroed,
+// ready for the next block): count_nonzero sizes the arrays, take_nonzero fills them with
+// the indices and values of the nonzero entries in index order (numpy's flatnonzero and
+// the values there). On `threads` threads (<= 0: OpenMP's default).
+long long gpusim_native_count_nonzero(const unsigned* counts, long long n, int threads) {
+  return count_nonzero(counts, n, threads);
+}
+long long gpusim_native_take_nonzero(unsigned* counts, long long n, long long* index,
+                                     long long* values, int threads) {
+  return take_nonzero(counts, n, index, values, threads);
+}
 
 // 1 if built with OpenMP.
 int gpusim_native_openmp(void) {

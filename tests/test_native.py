@@ -19,7 +19,7 @@ from test_kernels import assert_paths_agree
 
 from gpusim import load_config, run, simulate
 from gpusim.backends import devices, header, kernel_io, native
-from gpusim.backends.base import blocks
+from gpusim.backends.base import blocks, sparse
 from gpusim.backends.native import NativeBackend
 from gpusim.backends.reference import NumpyBackend, dense_counts, simulate_block
 from gpusim.cli import main
@@ -114,6 +114,30 @@ def test_native_launch_summary_is_the_numpy_block_summary():
     for key, (index, counts) in want.counts.items():
         np.testing.assert_array_equal(got.counts[key][0], index, err_msg=key)
         np.testing.assert_array_equal(got.counts[key][1], counts, err_msg=key)
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_take_sparse_is_numpys_sparse_and_leaves_zeros(threads):
+    """The native extraction of a summary's sparse counts gives `base.sparse`'s indices
+    and values exactly (index order, int64), zeroes what it takes, and copes with empty,
+    full and short arrays (fewer entries than threads)."""
+    rng = np.random.default_rng(threads)
+    sparse_counts = np.zeros(100_003, np.uint32)
+    hits = rng.choice(sparse_counts.size, 1_000, replace=False)
+    sparse_counts[hits] = rng.integers(1, 2**32, hits.size, dtype=np.uint64).astype(np.uint32)
+    arrays = {"sparse": sparse_counts, "empty": np.zeros(50, np.uint32),
+              "full": rng.integers(1, 9, (3, 7), dtype=np.uint32),
+              "short": np.array([0, 5], np.uint32), "none": np.zeros(0, np.uint32)}
+    want = sparse({k: v.copy() for k, v in arrays.items()})
+    got = native.take_sparse(arrays, threads)
+    for name, (index, values) in want.items():
+        assert got[name][0].dtype == got[name][1].dtype == np.int64
+        np.testing.assert_array_equal(got[name][0], index, err_msg=name)
+        np.testing.assert_array_equal(got[name][1], values, err_msg=name)
+        assert not arrays[name].any(), name
+    with pytest.raises(TypeError, match="C-contiguous uint32"):
+        native.take_sparse({"strided": np.zeros(10, np.uint32)[::2]}, threads)
 
 
 def _same_summary(a, b) -> bool:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gpusim.backends import kernel_io
-from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, check_finite, sparse
+from gpusim.backends.base import Backend, BlockSummary, Handle, Ready, check_finite
 from gpusim.backends.header import kernel_dir
 from gpusim.backends.packing import pack
 from gpusim.config import Config
@@ -154,6 +154,31 @@ def _call(kernel: str, args: tuple[Any, ...], threads: int,
     return fn(*(kernel_io.c_argument(a) for a in args), *tail)
 
 
+def take_sparse(counts: dict[str, np.ndarray], threads: int) -> dict[str, SparseCounts]:
+    """`base.sparse` of a summary's uint32 count arrays, by the native library on
+    `threads` threads: each array's (index, value) of its nonzero entries in index order,
+    as int64, every one of them zeroed in the array as it is taken (the arrays must be
+    C-contiguous: views of the kernel's buffers are zeroed in place)."""
+    lib = native().library
+    if lib is None:
+        raise RuntimeError(f"native backend unavailable: {native().reason}")
+    count, take = lib.gpusim_native_count_nonzero, lib.gpusim_native_take_nonzero
+    count.restype = take.restype = ctypes.c_longlong
+    out = {}
+    for name, values in counts.items():
+        if values.dtype != np.uint32 or not values.flags.c_contiguous:
+            raise TypeError(f"{name}: expected C-contiguous uint32 counts, got {values.dtype}")
+        n, pointer = ctypes.c_longlong(values.size), values.ctypes.data_as(ctypes.c_void_p)
+        found = count(pointer, n, ctypes.c_int(threads))
+        index, taken = np.empty(found, np.int64), np.empty(found, np.int64)
+        got = take(pointer, n, index.ctypes.data_as(ctypes.c_void_p),
+                   taken.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(threads))
+        if got != found:
+            raise RuntimeError(f"{name}: {got} nonzero counts taken, {found} counted")
+        out[name] = (index, taken)
+    return out
+
+
 COUNTS = ("market", "firm", "facility", "bust", "ltv_breach", "nonfinite")
 """The summary kernel's count buffers, in the order of native.cpp's counts_of."""
 
@@ -163,7 +188,8 @@ class CountBuffers:
     returns (`main`) and one set for each thread after the first. Fresh buffers would cost
     a page fault and a zeroed page for every 4 kB the kernel counts into (~100 MB a block
     of configs/base.yaml, for each thread); these are zeroed again where they were counted
-    (`rezero`; the native merge zeroes the threads' sets). One block at a time (`lock`)."""
+    (`take_sparse` zeroes what it takes out of `main`, the native merge the threads' sets,
+    `rezero` the rest). One block at a time (`lock`)."""
 
     def __init__(self, shapes: dict[str, tuple[tuple[int, ...], np.dtype]], threads: int
                  ) -> None:
@@ -174,18 +200,17 @@ class CountBuffers:
         self.thread_sets = (pointers, threads - 1)
         self.lock = threading.Lock()
 
-    def rezero(self, found: dict[str, SparseCounts] | None) -> None:
-        """Zero `main` again after a block: each count array of `found` (`sparse` of the
-        block's counts, by `unpack_summary`'s names) at its nonzero entries, any other
-        whole; every buffer whole without `found` (a block that failed)."""
-        if found is None:
+    def rezero(self, taken: dict[str, SparseCounts] | None) -> None:
+        """Zero `main` again after a block whose count arrays `taken` (by
+        `unpack_summary`'s names) were taken out with `take_sparse`, which left them
+        zeroed: any other count array and "nonfinite" whole; every buffer whole without
+        `taken` (a block that failed)."""
+        if taken is None:
             for values in self.main.values():
                 values.fill(0)
             return
         for name, values in kernel_io.unpack_summary(self.main).items():
-            if name in found:
-                values.reshape(-1)[found[name][0]] = 0  # a view: the rows are contiguous
-            else:
+            if name not in taken:
                 values.fill(0)
         self.main["nonfinite"].fill(0)
 
@@ -235,7 +260,7 @@ class NativeBackend(Backend):
                     raise SimulationError(f"{int(raw['nonfinite'][0])} NaN or Inf values in the "
                                           f"block of paths [{start}, {stop})")
                 counts = {name: raw[name] for name in count_names(self.config)}
-                found = sparse(counts)  # copies: the buffers are zeroed for the next block
+                found = take_sparse(counts, self.threads)  # and zeroed for the next block
                 per_path = {k: raw[k] for k in PER_PATH}
                 check_finite(per_path, start)
                 return Ready(BlockSummary(per_path, found))

@@ -25,6 +25,23 @@ from gpusim.results import estimate, month_label, number, run_provenance
 
 SCHEMA = "gpusim.compare/1"
 VAR_Q, ES_Q = 0.99, 0.975
+PER_PATH_READ = ("default_month", "loss_total")
+"""The per-path results every difference reads."""
+IN_MEMORY_BYTES = 1 << 30
+"""Up to this many bytes of a store's `PER_PATH_READ` are held in memory while it is
+compared (above it they are read from the store for each difference)."""
+
+
+def per_path_in_memory(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` with its `PER_PATH_READ` results held in memory where they fit in
+    IN_MEMORY_BYTES: each difference of default probability or expected loss reads them
+    again (two means and a paired standard error per row), and each read would otherwise
+    decompress them from the store. dask's `persist` keeps the chunks, so every number
+    keeps the bits it has when read lazily."""
+    names = [name for name in PER_PATH_READ if name in ds and ds[name].chunks is not None]
+    if not names or sum(ds[name].nbytes for name in names) > IN_MEMORY_BYTES:
+        return ds
+    return ds.assign(ds[names].persist().data_vars)
 
 
 def pairing(a: xr.Dataset, b: xr.Dataset) -> tuple[str, str]:
@@ -134,6 +151,7 @@ def compare_pair(a: xr.Dataset, b: xr.Dataset, label: str) -> dict[str, Any]:
 
 def compare(stores: list[xr.Dataset], labels: list[str]) -> dict[str, Any]:
     """Every store after the first against the first; each difference is other − baseline."""
+    stores = [per_path_in_memory(ds) for ds in stores]
     return {"schema": SCHEMA, "level": uncertainty.LEVEL, "baseline": labels[0],
             "baseline_run": run_provenance(stores[0]),
             "comparisons": [compare_pair(stores[0], ds, label)

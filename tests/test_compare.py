@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers import firms_config
 
+import gpusim.compare as compare_module
 from gpusim import run, simulate
 from gpusim.cli import main
 from gpusim.compare import compare, compare_pair
@@ -118,3 +119,17 @@ def test_report_overlays_several_stores(stores, tmp_path, capsys):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
         assert f"src='{name}'" in page
     assert "base.zarr, paired.zarr" in page
+
+
+def test_per_path_results_held_in_memory_change_no_number(stores, monkeypatch):
+    """`compare` holds each store's default months and losses in memory (dask persist,
+    same chunks) instead of reading them again for every difference: the document is the
+    same, number for number, as with them read lazily each time."""
+    opened = [open_store(stores[k]) for k in ("base", "paired", "independent")]
+    held = compare(opened, ["base", "paired", "independent"])
+    monkeypatch.setattr(compare_module, "IN_MEMORY_BYTES", 0)  # nothing fits: all lazy
+    lazy = compare(opened, ["base", "paired", "independent"])
+    assert json.dumps(held) == json.dumps(lazy)
+    kept = compare_module.per_path_in_memory(opened[0])
+    assert kept["loss_total"].chunks == opened[0]["loss_total"].chunks
+    assert "balance" not in kept or kept["balance"].data is opened[0]["balance"].data

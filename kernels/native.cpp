@@ -341,28 +341,33 @@ template <typename R> long long run_cube(const Inputs& in, u64 seed, long long p
   return bad;
 }
 
-// Entries [lo, hi) of the part'th of `parts` equal parts of 0 .. n.
+// The first entry of the part'th of `parts` equal parts of 0 .. n.
 inline long long part_start(long long n, int part, int parts) { return n * part / parts; }
 
-// The nonzero entries of counts[0 .. n): their indices and values, in index order, into
-// index[] and values[] (which have room for all of them: count_nonzero), each entry zeroed
-// as it is taken. Each thread counts, then takes, its own part of the array. Returns how
-// many were taken.
-long long take_nonzero(unsigned* counts, long long n, long long* index, long long* values,
-                       int threads) {
-  const int parts = team_size(threads);
-  std::vector<long long> offset((size_t)parts + 1, 0);
+// How many of counts[0 .. n) are nonzero, counted by `parts` threads, each its own equal
+// part: offset[p] (parts + 1 entries) is where part p's entries go in take_nonzero's
+// output, offset[parts] the total.
+long long count_nonzero(const unsigned* counts, long long n, int parts, long long* offset) {
+  offset[0] = 0;
 #pragma omp parallel for num_threads(parts) schedule(static)
   for (int p = 0; p < parts; ++p) {
     long long found = 0;
     for (long long x = part_start(n, p, parts); x < part_start(n, p + 1, parts); ++x)
       found += counts[x] != 0;
-    offset[(size_t)p + 1] = found;
+    offset[p + 1] = found;
   }
-  for (int p = 0; p < parts; ++p) offset[(size_t)p + 1] += offset[(size_t)p];
+  for (int p = 0; p < parts; ++p) offset[p + 1] += offset[p];
+  return offset[parts];
+}
+
+// The nonzero entries of counts[0 .. n), their indices and values in index order, into
+// index[] and values[] (offset[parts] entries each), every entry zeroed as it is taken;
+// each of `parts` threads takes its own part, at the offset count_nonzero gave it.
+void take_nonzero(unsigned* counts, long long n, int parts, const long long* offset,
+                  long long* index, long long* values) {
 #pragma omp parallel for num_threads(parts) schedule(static)
   for (int p = 0; p < parts; ++p) {
-    long long at = offset[(size_t)p];
+    long long at = offset[p];
     for (long long x = part_start(n, p, parts); x < part_start(n, p + 1, parts); ++x)
       if (counts[x] != 0) {
         index[at] = x;
@@ -370,15 +375,6 @@ long long take_nonzero(unsigned* counts, long long n, long long* index, long lon
         counts[x] = 0;
       }
   }
-  return offset[(size_t)parts];
-}
-
-// How many of counts[0 .. n) are nonzero.
-long long count_nonzero(const unsigned* counts, long long n, int threads) {
-  long long found = 0;
-#pragma omp parallel for num_threads(team_size(threads)) schedule(static) reduction(+ : found)
-  for (long long x = 0; x < n; ++x) found += counts[x] != 0;
-  return found;
 }
 
 }  // namespace
@@ -418,15 +414,17 @@ int gpusim_native_avx2(int use) {
 int gpusim_native_max_threads(void) { return team_size(0); }
 
 // A summary's sparse counts, taken out of its dense count buffers (which are left zeroed,
-// ready for the next block): count_nonzero sizes the arrays, take_nonzero fills them with
-// the indices and values of the nonzero entries in index order (numpy's flatnonzero and
-// the values there). On `threads` threads (<= 0: OpenMP's default).
-long long gpusim_native_count_nonzero(const unsigned* counts, long long n, int threads) {
-  return count_nonzero(counts, n, threads);
+// ready for the next block) by `parts` >= 1 threads: count_nonzero sizes the arrays and
+// splits the work (offset: parts + 1 entries), take_nonzero fills them with the indices
+// and values of the nonzero entries in index order (numpy's flatnonzero and the values
+// there).
+long long gpusim_native_count_nonzero(const unsigned* counts, long long n, int parts,
+                                      long long* offset) {
+  return count_nonzero(counts, n, parts, offset);
 }
-long long gpusim_native_take_nonzero(unsigned* counts, long long n, long long* index,
-                                     long long* values, int threads) {
-  return take_nonzero(counts, n, index, values, threads);
+void gpusim_native_take_nonzero(unsigned* counts, long long n, int parts,
+                                const long long* offset, long long* index, long long* values) {
+  take_nonzero(counts, n, parts, offset, index, values);
 }
 
 // 1 if built with OpenMP.

@@ -163,18 +163,18 @@ def take_sparse(counts: dict[str, np.ndarray], threads: int) -> dict[str, Sparse
     if lib is None:
         raise RuntimeError(f"native backend unavailable: {native().reason}")
     count, take = lib.gpusim_native_count_nonzero, lib.gpusim_native_take_nonzero
-    count.restype = take.restype = ctypes.c_longlong
+    count.restype, take.restype = ctypes.c_longlong, None
+    parts = ctypes.c_int(max(threads, 1))
+    offset = np.empty(parts.value + 1, np.int64)  # where each thread's entries go
     out = {}
     for name, values in counts.items():
         if values.dtype != np.uint32 or not values.flags.c_contiguous:
             raise TypeError(f"{name}: expected C-contiguous uint32 counts, got {values.dtype}")
         n, pointer = ctypes.c_longlong(values.size), values.ctypes.data_as(ctypes.c_void_p)
-        found = count(pointer, n, ctypes.c_int(threads))
+        found = count(pointer, n, parts, offset.ctypes.data_as(ctypes.c_void_p))
         index, taken = np.empty(found, np.int64), np.empty(found, np.int64)
-        got = take(pointer, n, index.ctypes.data_as(ctypes.c_void_p),
-                   taken.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(threads))
-        if got != found:
-            raise RuntimeError(f"{name}: {got} nonzero counts taken, {found} counted")
+        take(pointer, n, parts, offset.ctypes.data_as(ctypes.c_void_p),
+             index.ctypes.data_as(ctypes.c_void_p), taken.ctypes.data_as(ctypes.c_void_p))
         out[name] = (index, taken)
     return out
 

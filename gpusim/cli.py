@@ -193,7 +193,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
         request = with_target(request, args.target_se)
     cost = check_cost(config, args)
     if not args.quiet:
-        console.print(cost.text(on_gpu=_on_gpu(args.device)), markup=False, highlight=False)
+        console.print(cost.text(), markup=False, highlight=False, soft_wrap=True)
     with _progress(console, args.quiet) as progress:
         task = progress.add_task(f"{config.name}", total=args.paths)
         try:
@@ -213,7 +213,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> None:
 def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
     """The run's estimated cost; InputError for a cube above the limit without
     --allow-large-cube, or a store that would not fit on the disk."""
-    cost = estimate(config, args.paths, args.mode)
+    cost = estimate(config, args.paths, args.mode, backend=_estimated_backend(args),
+                    cores=_usable_cores(), workers=args.workers or 1)
     if args.mode == "cube" and cost.store_bytes > CUBE_LIMIT_BYTES and not args.allow_large_cube:
         summary = estimate(config, args.paths, "summary").store_bytes
         raise InputError(
@@ -233,13 +234,22 @@ def check_cost(config: Config, args: argparse.Namespace) -> Estimate:
     return cost
 
 
-def _on_gpu(device: str) -> bool:
-    """Whether a run of --device will use a GPU (auto: CuPy sees one)."""
-    if device != "auto":
-        return device == "gpu"
-    from gpusim.backends.devices import cupy_or_none
+def _estimated_backend(args: argparse.Namespace) -> str:
+    """The backend the run's time is estimated for: the one --device picks here
+    ("gpu", "cpu" or "numpy"), or "cluster" for a run on --scheduler's workers."""
+    if args.scheduler:
+        return "cluster"
+    if args.cuda_workers:
+        return "gpu"
+    from gpusim.backends.devices import resolve_device  # CuPy, if any, loads here
 
-    return cupy_or_none() is not None
+    return resolve_device(args.device, notice=False)
+
+
+def _usable_cores() -> int:
+    from gpusim.backends.native import usable_threads
+
+    return usable_threads()
 
 
 class PathsPerSecond(ProgressColumn):

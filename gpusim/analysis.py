@@ -49,10 +49,7 @@ def fan(ds: xr.Dataset, variable: str,
             units=counts.attrs.get("sketched_units", ""),
             long_name=BY_NAME[variable].long_name if variable in BY_NAME else variable,
             relative_accuracy=sketch.ALPHA)
-    values = ds[variable]
-    if values.chunks is not None:  # all paths of one month at a time
-        values = values.chunk({"path": -1, "month": 1})
-    return values.quantile(q, dim="path").assign_attrs(ds[variable].attrs)
+    return uncertainty.path_quantiles(ds[variable], q).assign_attrs(ds[variable].attrs)
 
 
 def fan_with_errors(ds: xr.Dataset, variable: str,

@@ -123,10 +123,9 @@ def exposure(ds: xr.Dataset, q: float = PFE_Q, at_default: str = "hold") -> xr.D
     balance = held_balance(ds) if at_default == "hold" else ds["balance"]
     n = ds.sizes["path"]
     bounds = uncertainty.quantile_bounds(ds.assign(exposure=balance), "exposure", (q,))
-    if balance.chunks is not None:
-        balance = balance.chunk({"path": -1, "month": 1})
+    balance = uncertainty.all_paths(balance)  # the chunks `quantile_bounds` reads too
     out = xr.Dataset({"ee": balance.mean("path"), "ee_se": balance.std("path", ddof=1) / np.sqrt(n),
-                      "pfe": balance.quantile(q, dim="path").drop_vars("quantile"),
+                      "pfe": uncertainty.path_quantiles(balance, q).drop_vars("quantile"),
                       "pfe_low": bounds["ci_low"].isel(quantile=0, drop=True),
                       "pfe_high": bounds["ci_high"].isel(quantile=0, drop=True)})
     return out.transpose("month", "facility").assign_attrs(

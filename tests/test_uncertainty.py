@@ -123,3 +123,32 @@ def test_intervals_cover_the_pooled_estimate(many_seeds, name):
     estimates, pooled = many_seeds[0][name], many_seeds[1][name]["value"]
     covered = ((estimates.ci_low <= pooled) & (pooled <= estimates.ci_high)).mean("seed")
     assert np.all(covered.values >= 0.95 - COVERAGE_TOLERANCE), f"{name}: {covered.values}"
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 8 * 2 * 700, 10**9])
+def test_path_quantiles_are_numpys_with_all_paths_of_some_months_a_chunk(monkeypatch,
+                                                                        chunk_bytes):
+    """Exact quantiles over paths, whichever months share a chunk: numpy's to rounding,
+    and bit for bit what dask gives with one month a chunk (xarray's lerp there differs
+    from its in-memory one by an ulp at times); every path in one chunk, at least one
+    month, at most all of them."""
+    rng = np.random.default_rng(5)
+    values = rng.lognormal(size=(700, 12, 2))  # (path, month, facility)
+    lazy = xr.DataArray(values, dims=("path", "month", "facility")).chunk(
+        {"path": 256, "month": -1})
+    monkeypatch.setattr(uncertainty, "PATH_CHUNK_BYTES", chunk_bytes)
+    chunked = uncertainty.all_paths(lazy)
+    months = min(max(chunk_bytes // (700 * 2 * 8), 1), 12)
+    assert chunked.chunks == ((700,), (months,) * (12 // months) + ((12 % months,) if 12 % months
+                                                                   else ()), (2,))
+    for method in ("linear", "lower"):
+        got = uncertainty.path_quantiles(lazy, [0.05, 0.5, 0.99], method=method)
+        assert got.chunks is not None and got.dims == ("quantile", "month", "facility")
+        month_a_chunk = lazy.chunk({"path": -1, "month": 1}).quantile(
+            [0.05, 0.5, 0.99], dim="path", method=method)
+        np.testing.assert_array_equal(got.values, month_a_chunk.values)
+        np.testing.assert_allclose(
+            got.values, np.quantile(values, [0.05, 0.5, 0.99], axis=0, method=method),
+            rtol=1e-15, atol=0)
+    in_memory = xr.DataArray(values, dims=("path", "month", "facility"))
+    assert uncertainty.all_paths(in_memory) is in_memory

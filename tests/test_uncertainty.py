@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from helpers import firms_config
-from scipy import stats
+from scipy import special, stats
 
 from gpusim import run, simulate, uncertainty
 from gpusim.analysis import expected_shortfall, value_at_risk
@@ -39,6 +39,31 @@ def test_order_ranks_cover_at_least_the_level(n, q):
     if low > 0 and high < n - 1:  # unclipped: P(low < B ≤ high) with B ~ binomial(n, q)
         coverage = stats.binom.cdf(high, n, q) - stats.binom.cdf(low, n, q)
         assert coverage >= 0.95
+
+
+LEVELS = (0.001, 0.01, 0.025, 0.05, 0.1, 0.25, 1 / 3, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.999)
+
+
+@pytest.mark.parametrize("t", [0.025, 0.975])
+def test_binomial_quantile_is_scipy_stats_at_the_intervals_tails(t):
+    """At the tails of the 95% order-statistic intervals, the bisection gives scipy.stats'
+    ppf at every n of a fine grid and at large and odd ones, for the quantile levels
+    gpusim's estimates use and others (at an exact tie, P(B ≤ k) = t, which other tails
+    meet, e.g. n = 15, p = t = ½, scipy's answer is k + 1)."""
+    ns = [*range(1, 1201, 7), 2047, 2048, 16_384, 99_999, 100_000, 1_000_003, 10_000_000]
+    for n in ns:
+        for p in LEVELS:
+            assert uncertainty.binomial_quantile(t, n, p) == int(stats.binom.ppf(t, n, p)), \
+                (t, n, p)
+
+
+def test_binomial_quantile_is_the_smallest_k_reaching_t():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n, p, t = int(rng.integers(1, 5000)), rng.uniform(0.001, 0.999), rng.uniform()
+        k = uncertainty.binomial_quantile(t, n, p)
+        assert 0 <= k <= n and special.bdtr(k, n, p) >= t
+        assert k == 0 or special.bdtr(k - 1, n, p) < t
 
 
 @pytest.fixture(scope="module")

@@ -172,3 +172,20 @@ def test_run_prints_its_tables_from_one_summary_document(tmp_path, monkeypatch, 
     printed = capsys.readouterr().out
     assert len(calls) == 1
     assert "coreweave_like" in printed and "rental_price" in printed  # both tables
+
+
+def test_summarizing_a_store_loads_neither_distributed_nor_scipy_stats(tmp_path, firms_yaml):
+    """`gpusim summary` in a fresh process: its dask reads run on local threads without
+    dask importing distributed to look for a client, and the intervals' ranks come from
+    scipy.special (distributed and scipy.stats take ~0.6 and ~1 s to import)."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "s.zarr"
+    assert main(["run", str(firms_yaml), "--paths", "300", "--out", str(store), "--quiet"]) == 0
+    script = ("import sys; from gpusim.cli import main; "
+              f"assert main(['summary', {str(store)!r}, '--format', 'json']) == 0; "
+              "print(sorted(m for m in ('distributed', 'scipy.stats') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

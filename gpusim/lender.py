@@ -32,6 +32,8 @@ store written before stores kept `exposure_at_default` gives only `at_default="z
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 import yaml
@@ -245,17 +247,21 @@ def loss_given_default(ds: xr.Dataset, quantiles: tuple[float, ...] = LGD_QUANTI
     """Per facility, over the paths where its firm defaulted with a positive exposure:
     `defaults` (how many), `lgd_mean` and its `lgd_se`, and the `lgd` and `recovery`
     (1 − LGD) quantiles (quantile, facility), exact on cube and summary stores alike
-    (from the per-path `loss_total` and `exposure_at_default`)."""
+    (from the per-path `loss_total` and `exposure_at_default`); NaN but `defaults` for a
+    facility none of whose paths defaulted (and `lgd_se` with fewer than two)."""
     ead = exposure_at_default(ds).compute()
     loss = ds["loss_total"].compute()
     defaulted = (facility_default_month(ds) >= 0).compute() & (ead > 0)
     lgd = (loss / ead.where(defaulted)).transpose("path", "facility")
     count = defaulted.sum("path")
     q = list(quantiles)
+    with warnings.catch_warnings():  # a facility without defaults has no LGD: NaN, quietly
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        lgd_q = lgd.quantile(q, dim="path")
+        recovery = 1 - lgd.quantile([1 - x for x in q], dim="path").assign_coords(quantile=q)
     return xr.Dataset({
         "defaults": count, "lgd_mean": lgd.mean("path"),
         "lgd_se": lgd.std("path", ddof=1) / np.sqrt(count.where(count > 1)),
-        "lgd": lgd.quantile(q, dim="path"),
-        "recovery": 1 - lgd.quantile([1 - x for x in q], dim="path").assign_coords(quantile=q),
+        "lgd": lgd_q, "recovery": recovery,
     }).assign_attrs(
         units="1", long_name="loss given default (loss / exposure at default) and recovery")

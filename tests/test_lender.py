@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -168,3 +169,23 @@ def test_summary_json_carries_the_lender_views(stores, tmp_path, capsys):
                                                          "hazard"}
     assert main(["summary", str(store)]) == 0
     assert "default timing" in capsys.readouterr().out
+
+
+def test_loss_given_default_of_a_facility_without_defaults_is_nan_quietly():
+    """Two facilities of two firms over four paths; only the first firm defaults (twice):
+    its facility's LGD is loss / EAD over those paths, the other's is NaN, with no
+    RuntimeWarning reaching the user (a small run prints this table)."""
+    ds = xr.Dataset(
+        {"default_month": (("path", "firm"), [[3, -1], [-1, -1], [5, -1], [-1, -1]]),
+         "exposure_at_default": (("path", "facility"), [[100.0, 0], [0, 0], [50.0, 0], [0, 0]]),
+         "loss_total": (("path", "facility"), [[40.0, 0], [0, 0], [10.0, 0], [0, 0]]),
+         "facility_firm": ("facility", ["a", "b"])},
+        coords={"firm": ["a", "b"], "facility": ["fa", "fb"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lgd = lender.loss_given_default(ds, quantiles=(0.5,))
+    assert lgd["defaults"].values.tolist() == [2, 0]
+    np.testing.assert_allclose(lgd["lgd_mean"].values[0], (0.4 + 0.2) / 2)
+    np.testing.assert_allclose(lgd["lgd"].sel(quantile=0.5).values[0], 0.3)
+    assert np.isnan(lgd["lgd"].values[:, 1]).all() and np.isnan(lgd["lgd_mean"].values[1])
+    assert np.isnan(lgd["recovery"].values[:, 1]).all()

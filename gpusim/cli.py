@@ -50,6 +50,7 @@ from gpusim.plan import (
     DEFAULT_BLOCK_PATHS,
     GPU_BLOCK_PATHS,
     GPU_SUMMARY_BLOCK_PATHS,
+    NATIVE_SUMMARY_PATHS_PER_THREAD,
     check_run,
     execute,
 )
@@ -90,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-paths", type=count_up_to(2**31 - 1, "a block is counted in 32 bits"),
                    default=None,
                    help=f"paths per block and per chunk (default {DEFAULT_BLOCK_PATHS:,} on "
-                        f"the CPU; on a GPU {GPU_BLOCK_PATHS:,} for a cube, "
+                        f"the CPU, {NATIVE_SUMMARY_PATHS_PER_THREAD:,} a thread for a summary "
+                        f"on the native backend; on a GPU {GPU_BLOCK_PATHS:,} for a cube, "
                         f"{GPU_SUMMARY_BLOCK_PATHS:,} for a summary); results do not depend "
                         "on it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -355,3 +355,31 @@ def test_without_openmp_the_build_is_single_threaded_and_gives_the_same_bits(tmp
         native.native.cache_clear()
     for key, values in want.items():
         assert got[key].tobytes() == values.tobytes(), key
+
+
+@needs_native
+def test_default_blocks_grow_with_the_native_threads_in_summary_mode_only(tmp_path,
+                                                                          monkeypatch):
+    """Without --block-paths, a summary run on the native backend takes
+    NATIVE_SUMMARY_PATHS_PER_THREAD paths a thread per block (its fixed cost per block is
+    the threads' counts); cube runs and the numpy reference keep DEFAULT_BLOCK_PATHS, and
+    a given block size wins. The numbers do not change with the block (same default
+    months as with 16,384-path blocks)."""
+    from gpusim.plan import DEFAULT_BLOCK_PATHS, NATIVE_SUMMARY_PATHS_PER_THREAD
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    config = firms_config()
+
+    def attrs(name, **kw):
+        return zarr.open_group(run(config, tmp_path / name, paths=700, seed=5, **kw),
+                               mode="r").attrs
+
+    assert attrs("s.zarr", device="cpu", mode="summary")["block_paths"] == \
+        3 * NATIVE_SUMMARY_PATHS_PER_THREAD
+    assert attrs("c.zarr", device="cpu", mode="cube")["block_paths"] == DEFAULT_BLOCK_PATHS
+    assert attrs("n.zarr", device="numpy", mode="summary")["block_paths"] == \
+        DEFAULT_BLOCK_PATHS
+    assert attrs("g.zarr", device="cpu", mode="summary", block_paths=256)["block_paths"] == 256
+    one, blocked = (zarr.open_group(tmp_path / name, mode="r")["default_month"][:]
+                    for name in ("s.zarr", "g.zarr"))
+    np.testing.assert_array_equal(one, blocked)

@@ -30,6 +30,7 @@ class Executor(Protocol):
     device_name: str
     kind: str
     on_gpu: bool
+    native_threads: int | None  # an in-process native backend's threads, else None
 
     def with_config(self, config: Config) -> Executor: ...
 

@@ -333,6 +333,7 @@ class DaskExecutor:
         self.found = found
         self.device_name, self.kind = found or worker_devices(self.client, config, device)
         self.on_gpu = cuda_workers
+        self.native_threads = None  # blocks spread over workers: the CPU default size
 
     @property
     def client(self) -> Any:

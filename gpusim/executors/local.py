@@ -16,6 +16,7 @@ from typing import Any
 
 from gpusim.backends.base import Backend, Block, Handle
 from gpusim.backends.devices import select_backend
+from gpusim.backends.native import NativeBackend
 from gpusim.config import Config
 from gpusim.executors.tasks import BlockTask
 
@@ -31,6 +32,8 @@ class LocalExecutor:
         self.device_name = self.backend.device_name
         self.kind = self.backend.device
         self.on_gpu = self.kind == "gpu"
+        self.native_threads = self.backend.threads if isinstance(self.backend, NativeBackend) \
+            else None
 
     def with_config(self, config: Config) -> LocalExecutor:
         """The same executor for another config (a sweep's next scenario), on the device

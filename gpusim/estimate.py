@@ -20,8 +20,9 @@ facilities) on 2 CPU cores, scaled by the config's shape:
   in either mode (the simulation on one core, compression on the other); the native
   backend ~700,000 in cube mode, where writing the cube takes much of it, and ~2,000,000
   in summary mode. The native rates are scaled by the cores it will use (its threads
-  split a block's paths); numpy's are not. A GPU run is much faster; the estimate then
-  says so rather than guess.
+  split a block's paths), numpy's by its processes (`--workers`, at most one a core). A
+  GPU run is much faster, and a cluster's speed unknown here: the estimate then says so
+  rather than guess (its `seconds` is NaN).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ CUBE_LIMIT_BYTES = 1_000_000_000
 @dataclass(frozen=True)
 class Estimate:
     """A run's estimated store size [bytes] and time [s] on `cores` CPU cores with
-    `backend` ("numpy", "cpu", or "gpu" and "cluster", whose time is not estimated)."""
+    `backend` ("numpy", "cpu", or "gpu" and "cluster", whose time is not estimated: NaN)."""
 
     mode: str
     paths: int
@@ -106,13 +107,15 @@ def estimate(config: Config, paths: int, mode: str, backend: str = "numpy",
                        for n in names if BY_NAME[n].summary == "sketch")
         size = paths * _per_path_bytes(config, exact) / SUMMARY_COMPRESSION \
             + sketches * SKETCH_BYTES
-    rate = PATH_MONTHS_PER_SECOND[(backend if backend in BACKEND_NAMES else "numpy", mode)]
-    if backend == "cpu":  # its threads share every core, in one process or several
-        rate *= max(cores, 1) / MEASURED_CORES
-    else:  # one core a process
-        rate *= max(min(workers, cores), 1)
-    seconds = (FIXED_SECONDS[mode] + paths * config.horizon_months / rate
-               + paths * TABLE_SECONDS_PER_PATH[mode])
+    seconds = math.nan  # a GPU or a cluster: not timed
+    if backend in BACKEND_NAMES:
+        rate = PATH_MONTHS_PER_SECOND[(backend, mode)]
+        if backend == "cpu":  # its threads share every core, in one process or several
+            rate *= max(cores, 1) / MEASURED_CORES
+        else:  # one core a process
+            rate *= max(min(workers, cores), 1)
+        seconds = (FIXED_SECONDS[mode] + paths * config.horizon_months / rate
+                   + paths * TABLE_SECONDS_PER_PATH[mode])
     return Estimate(mode, paths, size, seconds, backend, cores)
 
 

@@ -17,24 +17,27 @@ Per path and month the market uses two slots:
 
 Words become uniforms in the open interval (0, 1) as u = (w + ½)·2⁻³², computed in
 float64. Normals come by Box–Muller from consecutive pairs of uniforms (u_a, u_b), using
-both outputs: z_a = √(−2 ln u_a)·cos(2π u_b), z_b = √(−2 ln u_a)·sin(2π u_b).
+both outputs: z_a = √(−2 ln u_a)·cos(2π u_b), z_b = √(−2 ln u_a)·sin(2π u_b), with
+cos(2π u_b) and sin(2π u_b) evaluated by `cos_sin_turns` (a table of 2¹⁰ angles and short
+series: within 1.2e-16 of the exact values, the same bits on every platform).
 Correlated shocks are Z = L·ε with L the (semi-definite) Cholesky factor of C.
 
 Speed (numpy on a CPU; every shortcut below gives the same bits as the formulas above):
 - Philox runs on two stacked rows, (c2, c0) and (c1, c3), so that each round is five
   in-place ufunc calls on preallocated buffers instead of ten calls and fresh arrays; on
   a (slot, path) grid the words land so that one pass covers all three Box–Muller pairs.
-- u = (w + ½)·2⁻³² is formed exactly from the bits of 2²⁰ + w·2⁻³² (`_open_uniforms`),
-  and 2π·u_b rounds once, as the formula does.
+- u = (w + ½)·2⁻³² is formed exactly from the bits of 2²⁰ + w·2⁻³² (`_open_uniforms`).
 - The draws of a month are made `CHUNK_PATHS` paths at a time, straight into the engine's
   month-after-month buffers for ε and the uniforms.
-- cos and sin are numpy's own (libm's). A complex exp(i·angle), which evaluates both in
-  one libm sincos, gives the same bits here (checked for all 2³² angles on x86-64 glibc)
-  but costs more: glibc's cexp also computes exp(0) and classifies its argument.
+- cos and sin of 2π u_b are not libm's (`cos_sin_turns`): numpy has no SIMD float64 cos
+  or sin below AVX-512, and glibc's scalar ones cost ~20 ns each, over half the draws'
+  time; the table and series take ~26 vectorized passes (two of them table lookups),
+  ~13 ns for both.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -170,11 +173,106 @@ def uniforms(words: Any, xp: ModuleType = np) -> Any:
     return u
 
 
+TURN_BITS = 10
+"""`cos_sin_turns` tabulates cos and sin at 2^TURN_BITS angles evenly spaced on the circle."""
+_TURNS = float(1 << TURN_BITS)
+_PI_DIGITS = "3.14159265358979323846264338327950288419716939937510582097494459"
+
+
+def _decimal_cos_sin(x: Decimal) -> tuple[Decimal, Decimal]:
+    """cos x and sin x by their Taylor series in the current decimal context (0 ≤ x ≤ π/2)."""
+    cos, sin, term, k = Decimal(1), x, x, 1
+    while True:
+        term = -term * x / (k + 1)  # (−1)^… x^(k+1)/(k+1)!, the next cos term
+        cos_next = cos + term
+        term = term * x / (k + 2)  # …/(k+2)!, the next sin term
+        sin_next = sin + term
+        if cos_next == cos and sin_next == sin:
+            return cos, sin
+        cos, sin, k = cos_next, sin_next, k + 2
+
+
+@lru_cache(maxsize=1)
+def turn_table() -> tuple[np.ndarray, np.ndarray]:
+    """cos(2πj/2¹⁰) and sin(2πj/2¹⁰) for j = 0 … 2¹⁰−1, float64, correctly rounded.
+
+    The first quadrant is summed in 50-digit decimal arithmetic and rounded once (Python's
+    float(Decimal) rounds correctly); the other quadrants follow from it by exact sign
+    changes, and the quadrant points are exact (cos 0 = 1, cos π/2 = 0, …). No libm is
+    involved, so the table is the same everywhere. Read-only; made once (~7 ms).
+    """
+    quarter = 1 << (TURN_BITS - 2)
+    cos_q, sin_q = np.empty(quarter), np.empty(quarter)
+    with localcontext() as context:
+        context.prec = 50
+        step = 2 * Decimal(_PI_DIGITS) / (1 << TURN_BITS)
+        for j in range(quarter):
+            c, s = _decimal_cos_sin(step * j)
+            cos_q[j], sin_q[j] = float(c), float(s)
+    cos_q[0], sin_q[0] = 1.0, 0.0
+    minus_cos, minus_sin = 0.0 - cos_q, 0.0 - sin_q  # 0 − x: cos π/2 is +0, not −0
+    # θ + π/2: (cos, sin) → (−sin, cos); the four quadrants in turn
+    cos = np.concatenate([cos_q, minus_sin, minus_cos, sin_q])
+    sin = np.concatenate([sin_q, cos_q, minus_sin, minus_cos])
+    for array in (cos, sin):
+        array.flags.writeable = False
+    return cos, sin
+
+
+def cos_sin_turns(u: Any, xp: ModuleType = np, out: tuple[Any, Any] | None = None
+                  ) -> tuple[Any, Any]:
+    """cos(2πu) and sin(2πu) of float64 u in [0, 1), within 1.2e-16 of the exact values.
+
+    2¹⁰u = j + r (both exact: j the whole part, 0 ≤ r < 1) and δ = 2πr/2¹⁰ < 0.0062, so
+    with C_j, S_j from `turn_table`, sin δ = δ − δ³/6 + δ⁵/120 and 1 − cos δ = δ²/2 − δ⁴/24
+    + δ⁶/720 (the series' next terms are below 1e-19):
+
+        cos 2πu = C_j − (C_j·(1 − cos δ) + S_j·sin δ)
+        sin 2πu = S_j + (C_j·sin δ − S_j·(1 − cos δ))
+
+    The error is the table's and the last rounding's (≤ ½ ulp each) plus ~1e-18 from the
+    small correction terms. For comparison, libm's cos(2π·u) carries the rounding of the
+    angle 2π·u itself (up to 4.4e-16), and its bits differ between platforms. `out`: two
+    float64 arrays shaped like u to write into.
+    """
+    cos_out, sin_out = out if out is not None else (xp.empty_like(u), xp.empty_like(u))
+    cos_table, sin_table = (xp.asarray(t) for t in turn_table())
+    r, whole = xp.modf(u * _TURNS)
+    j = whole.astype(xp.intp)
+    delta = xp.multiply(r, TWO_PI / _TURNS, out=r)  # rounds once, as 2π·(r/2¹⁰) would
+    d2 = delta * delta
+    sin_d = _horner(d2, (1.0, -1.0 / 6.0, 1.0 / 120.0), xp)
+    sin_d *= delta
+    versine = _horner(d2, (0.5, -1.0 / 24.0, 1.0 / 720.0), xp)  # 1 − cos δ
+    versine *= d2
+    c, s = xp.take(cos_table, j), xp.take(sin_table, j)
+    xp.subtract(c, _add_products(c, versine, s, sin_d, xp), out=cos_out)
+    xp.add(s, _add_products(c, sin_d, -s, versine, xp), out=sin_out)
+    return cos_out, sin_out
+
+
+def _horner(x: Any, coefficients: tuple[float, ...], xp: ModuleType) -> Any:
+    """c₀ + x·(c₁ + x·(c₂ + …)), as a fresh array."""
+    acc = xp.multiply(x, coefficients[-1])
+    for c in coefficients[-2:0:-1]:
+        acc += c
+        acc *= x
+    acc += coefficients[0]
+    return acc
+
+
+def _add_products(a: Any, b: Any, c: Any, d: Any, xp: ModuleType) -> Any:
+    """a·b + c·d, each product rounded, as a fresh array."""
+    total = xp.multiply(a, b)
+    total += xp.multiply(c, d)
+    return total
+
+
 def box_muller(u_a: Any, u_b: Any, xp: ModuleType = np) -> tuple[Any, Any]:
     """Two independent standard normals from two independent uniforms in (0, 1)."""
     radius = xp.sqrt(-2.0 * xp.log(u_a))
-    angle = TWO_PI * u_b
-    return radius * xp.cos(angle), radius * xp.sin(angle)
+    cos, sin = cos_sin_turns(u_b, xp)
+    return radius * cos, radius * sin
 
 
 def path_words(paths: Any, xp: ModuleType = np) -> tuple[Any, Any]:
@@ -240,11 +338,8 @@ def _market_draws_into(eps: Any, u: Any, key: tuple[int, int], lo: Any, hi: Any,
     xp.log(radius, out=radius)
     radius *= -2.0
     xp.sqrt(radius, out=radius)
-    angle = _open_uniforms(b[:3], xp)  # u_b
-    angle *= TWO_PI
     trig = xp.empty((3, 2, n))  # (cos, sin)(2π u_b) of each pair
-    xp.cos(angle, out=trig[:, 0])
-    xp.sin(angle, out=trig[:, 1])
+    cos_sin_turns(_open_uniforms(b[:3], xp), xp, out=(trig[:, 0], trig[:, 1]))  # u_b
     pairs = eps.reshape(3, 2, n)  # ε rows (0, 1), (2, 3), (4, 5): (z_a, z_b) of a pair
     xp.multiply(trig[0], radius[0], out=pairs[0])
     xp.multiply(trig[1:], radius[1:, None], out=pairs[2:0:-1])  # pairs of ε (4, 5), (2, 3)

@@ -3,8 +3,9 @@
 // host, native CPU and CUDA builds each otherwise call their own libm (glibc's sincos alone
 // is ~130 x86 instructions a call, its log ~50). Branch-free but for data-independent
 // selects, so a compiler can vectorize them over paths. The numpy reference keeps numpy's
-// log/cos/sin; the two differ by at most an ulp or so of a normal, far inside the 1e-9
-// agreement of the outputs.
+// log and takes cos/sin of 2π·u from a table and short series (streams.cos_sin_turns, exact
+// to 1.2e-16; fdlibm's of the rounded angle are within ~6e-16): a normal differs by at most
+// ~1e-15 of its radius, far inside the 1e-9 agreement of the outputs.
 #pragma once
 #include "common.cuh"
 #ifndef __CUDACC__

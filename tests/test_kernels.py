@@ -19,7 +19,7 @@ import pytest
 from conftest import CONFIGS
 from helpers import firms_config, small_config
 
-from gpusim import load_config, sketch
+from gpusim import load_config, sketch, streams
 from gpusim.backends import host, kernel_io
 from gpusim.backends.cuda import KERNELS
 from gpusim.backends.header import kernel_dir, layout, limits
@@ -335,9 +335,12 @@ def test_kernel_buckets_equal_the_numpy_sketch_at_every_exact_edge():
 
 @needs_cxx
 def test_kernel_box_muller_is_within_an_ulp_or_two_of_numpy():
-    """The kernel's own log and sin/cos (gsmath.cuh) give Box–Muller normals within 2 ulp
-    of the radius of numpy's (libm's), at 10⁶ uniform pairs from random words and at the
-    extremes of the uniforms ((w + ½)·2⁻³², w = 0 and 2³² − 1, and the quadrant edges)."""
+    """The kernel's own log and sin/cos (gsmath.cuh, fdlibm's algorithms) give Box–Muller
+    normals within 2 ulp of the radius of libm's formula (the angle 2π·u rounded, then
+    cos and sin), and within 1e-15 of the radius of the numpy reference's
+    (`streams.box_muller`, whose cos and sin are exact to 1.2e-16), at 10⁶ uniform pairs
+    from random words and at the extremes of the uniforms ((w + ½)·2⁻³², w = 0 and
+    2³² − 1, and the quadrant edges)."""
     rng = np.random.default_rng(5)
     words = rng.integers(0, 2**32, size=(1_000_000, 2), dtype=np.uint64)
     edges = np.array([0, 1, 2**30, 2**31, 3 * 2**30, 2**32 - 1], dtype=np.uint64)
@@ -349,6 +352,8 @@ def test_kernel_box_muller_is_within_an_ulp_or_two_of_numpy():
     ulp = np.spacing(radius)
     assert np.all(np.abs(z_a - radius * np.cos(angle)) <= 2 * ulp)
     assert np.all(np.abs(z_b - radius * np.sin(angle)) <= 2 * ulp)
+    for kernel, reference in zip((z_a, z_b), streams.box_muller(u[:, 0], u[:, 1]), strict=True):
+        assert np.max(np.abs(kernel - reference) / radius) < 1e-15
 
 
 def test_edge_table_header_is_generated_from_the_sketch():

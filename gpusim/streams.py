@@ -246,8 +246,12 @@ def cos_sin_turns(u: Any, xp: ModuleType = np, out: tuple[Any, Any] | None = Non
     versine = _horner(d2, (0.5, -1.0 / 24.0, 1.0 / 720.0), xp)  # 1 − cos δ
     versine *= d2
     c, s = xp.take(cos_table, j), xp.take(sin_table, j)
-    xp.subtract(c, _add_products(c, versine, s, sin_d, xp), out=cos_out)
-    xp.add(s, _add_products(c, sin_d, -s, versine, xp), out=sin_out)
+    cos_shift = c * versine
+    cos_shift += s * sin_d  # C_j·(1 − cos δ) + S_j·sin δ
+    sin_shift = c * sin_d
+    sin_shift -= s * versine  # C_j·sin δ − S_j·(1 − cos δ)
+    xp.subtract(c, cos_shift, out=cos_out)
+    xp.add(s, sin_shift, out=sin_out)
     return cos_out, sin_out
 
 
@@ -259,13 +263,6 @@ def _horner(x: Any, coefficients: tuple[float, ...], xp: ModuleType) -> Any:
         acc *= x
     acc += coefficients[0]
     return acc
-
-
-def _add_products(a: Any, b: Any, c: Any, d: Any, xp: ModuleType) -> Any:
-    """a·b + c·d, each product rounded, as a fresh array."""
-    total = xp.multiply(a, b)
-    total += xp.multiply(c, d)
-    return total
 
 
 def box_muller(u_a: Any, u_b: Any, xp: ModuleType = np) -> tuple[Any, Any]:

@@ -237,27 +237,32 @@ def cos_sin_turns(u: Any, xp: ModuleType = np, out: tuple[Any, Any] | None = Non
     """
     cos_out, sin_out = out if out is not None else (xp.empty_like(u), xp.empty_like(u))
     cos_table, sin_table = (xp.asarray(t) for t in turn_table())
-    r, whole = xp.modf(u * _TURNS)
-    j = whole.astype(xp.intp)
-    delta = xp.multiply(r, TWO_PI / _TURNS, out=r)  # rounds once, as 2π·(r/2¹⁰) would
-    d2 = delta * delta
-    sin_d = _horner(d2, (1.0, -1.0 / 6.0, 1.0 / 120.0), xp)
+    # four scratch arrays, reused in turn: fresh temporaries per operation would each be
+    # a separate allocation, which glibc may serve by mmap and so with page faults
+    delta, a, b, c = (xp.empty_like(u, dtype=xp.float64) for _ in range(4))
+    xp.multiply(u, _TURNS, out=delta)
+    xp.modf(delta, out=(delta, a))  # 2¹⁰u = j + r: r in delta, j in a
+    j = a.astype(xp.intp)
+    delta *= TWO_PI / _TURNS  # δ = 2πr/2¹⁰, rounded once
+    d2 = xp.multiply(delta, delta, out=a)
+    sin_d = _horner(d2, (1.0, -1.0 / 6.0, 1.0 / 120.0), xp, out=b)
     sin_d *= delta
-    versine = _horner(d2, (0.5, -1.0 / 24.0, 1.0 / 720.0), xp)  # 1 − cos δ
+    versine = _horner(d2, (0.5, -1.0 / 24.0, 1.0 / 720.0), xp, out=delta)  # 1 − cos δ
     versine *= d2
-    c, s = xp.take(cos_table, j), xp.take(sin_table, j)
-    cos_shift = c * versine
-    cos_shift += s * sin_d  # C_j·(1 − cos δ) + S_j·sin δ
-    sin_shift = c * sin_d
-    sin_shift -= s * versine  # C_j·sin δ − S_j·(1 − cos δ)
-    xp.subtract(c, cos_shift, out=cos_out)
-    xp.add(s, sin_shift, out=sin_out)
+    cos_j = xp.take(cos_table, j, out=cos_out)
+    sin_j = xp.take(sin_table, j, out=sin_out)
+    cos_shift = xp.multiply(cos_j, versine, out=a)
+    cos_shift += xp.multiply(sin_j, sin_d, out=c)  # C_j·(1 − cos δ) + S_j·sin δ
+    sin_shift = xp.multiply(cos_j, sin_d, out=c)
+    sin_shift -= xp.multiply(sin_j, versine, out=b)  # C_j·sin δ − S_j·(1 − cos δ)
+    cos_j -= cos_shift  # in cos_out
+    sin_j += sin_shift  # in sin_out
     return cos_out, sin_out
 
 
-def _horner(x: Any, coefficients: tuple[float, ...], xp: ModuleType) -> Any:
-    """c₀ + x·(c₁ + x·(c₂ + …)), as a fresh array."""
-    acc = xp.multiply(x, coefficients[-1])
+def _horner(x: Any, coefficients: tuple[float, ...], xp: ModuleType, out: Any) -> Any:
+    """c₀ + x·(c₁ + x·(c₂ + …)), into `out`."""
+    acc = xp.multiply(x, coefficients[-1], out=out)
     for c in coefficients[-2:0:-1]:
         acc += c
         acc *= x

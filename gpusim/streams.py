@@ -241,7 +241,7 @@ def cos_sin_turns(u: Any, xp: ModuleType = np, out: tuple[Any, Any] | None = Non
     # a separate allocation, which glibc may serve by mmap and so with page faults
     delta, a, b, c = (xp.empty_like(u, dtype=xp.float64) for _ in range(4))
     xp.multiply(u, _TURNS, out=delta)
-    xp.modf(delta, out=(delta, a))  # 2¹⁰u = j + r: r in delta, j in a
+    xp.modf(delta, delta, a)  # 2¹⁰u = j + r: r into delta, j into a (outputs by position: CuPy)
     j = a.astype(xp.intp)
     delta *= TWO_PI / _TURNS  # δ = 2πr/2¹⁰, rounded once
     d2 = xp.multiply(delta, delta, out=a)
